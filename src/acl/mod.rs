@@ -1,0 +1,263 @@
+//! Mosquitto ACL files: parsed with Mosquitto 2.0's grammar, compiled once into per-user topic
+//! tries and a pattern trie, then decided without allocation.
+
+mod parse;
+mod template;
+mod trie;
+
+use std::path::{Path, PathBuf};
+
+use ahash::AHashMap;
+
+pub use parse::{AclError, RuleAccess, RuleKind};
+
+use crate::error::{LoadError, Located};
+use template::Values;
+use trie::{Hits, Node};
+
+/// What the broker asks about (`MOSQ_ACL_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    Write,
+    Subscribe,
+    Unsubscribe,
+}
+
+/// Who is asking: the connected client as the broker knows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Client<'a> {
+    pub id: Option<&'a str>,
+    pub username: Option<&'a str>,
+}
+
+/// Index of a rule in [`AclPolicy::rules`], in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleId(pub u32);
+
+/// One `topic` or `pattern` line of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// 1-based line number.
+    pub line: usize,
+    pub kind: RuleKind,
+    pub access: RuleAccess,
+    pub topic: String,
+    /// The `user` block the rule stands in; `None` for the anonymous section and for patterns.
+    pub user: Option<String>,
+    /// The line as written, trailing whitespace removed.
+    pub text: String,
+}
+
+/// Why a decision came out the way it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// This rule decided (a deny, or an allow whose access includes the request).
+    Rule(RuleId),
+    /// No rule matched; the default is deny.
+    NoMatch,
+    /// Patterns were consulted and the username or client id contains `+` or `#`
+    /// (Mosquitto's own guard, CVE-2017-7650).
+    DangerousIdentity,
+    /// The client has no client id.
+    NoClientId,
+    /// SUBSCRIBE/UNSUBSCRIBE are not checked (Mosquitto's behaviour); READ filters delivery.
+    SubscribeUnchecked,
+}
+
+/// The answer to one ACL question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+}
+
+impl Decision {
+    const fn deny(reason: Reason) -> Self {
+        Decision {
+            allowed: false,
+            reason,
+        }
+    }
+    const fn allow(reason: Reason) -> Self {
+        Decision {
+            allowed: true,
+            reason,
+        }
+    }
+}
+
+/// A compiled ACL file.
+#[derive(Debug)]
+pub struct AclPolicy {
+    file: PathBuf,
+    rules: Vec<Rule>,
+    /// `topic` rules inside `user` blocks, by username.
+    users: AHashMap<Box<str>, Node>,
+    /// `topic` rules before the first `user` line: clients without a username.
+    anonymous: Option<Node>,
+    /// Every `pattern` rule.
+    patterns: Option<Node>,
+    /// Usernames that have a `user` block (some may have no rules).
+    user_count: usize,
+}
+
+impl AclPolicy {
+    /// Parses and compiles an ACL file's contents; `file` names it in errors.
+    pub fn parse(file: &Path, text: &[u8]) -> Result<AclPolicy, Located<AclError>> {
+        let parsed = parse::parse(file, text)?;
+        let mut users: AHashMap<Box<str>, Node> = AHashMap::default();
+        let mut anonymous: Option<Node> = None;
+        let mut patterns: Option<Node> = None;
+        for name in &parsed.users {
+            users.entry(name.as_str().into()).or_default();
+        }
+        for (index, rule) in parsed.rules.iter().enumerate() {
+            let id = RuleId(index as u32);
+            let target = match (rule.kind, &rule.user) {
+                (RuleKind::Pattern, _) => patterns.get_or_insert_with(Node::default),
+                (RuleKind::Topic, None) => anonymous.get_or_insert_with(Node::default),
+                (RuleKind::Topic, Some(user)) => users.entry(user.as_str().into()).or_default(),
+            };
+            target.insert(&rule.topic, rule.kind == RuleKind::Pattern, rule.access, id);
+        }
+        for node in users.values_mut() {
+            node.finish();
+        }
+        if let Some(node) = anonymous.as_mut() {
+            node.finish();
+        }
+        if let Some(node) = patterns.as_mut() {
+            node.finish();
+        }
+        Ok(AclPolicy {
+            file: file.to_path_buf(),
+            user_count: parsed.users.len(),
+            rules: parsed.rules,
+            users,
+            anonymous,
+            patterns,
+        })
+    }
+
+    /// Reads, parses and compiles an ACL file.
+    pub fn load(path: &Path) -> Result<AclPolicy, LoadError> {
+        let text = crate::error::read_policy_file(path)?;
+        Ok(Self::parse(path, &text)?)
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Every rule, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id.0 as usize]
+    }
+
+    /// Number of distinct `user` blocks.
+    pub fn user_count(&self) -> usize {
+        self.user_count
+    }
+
+    pub fn pattern_count(&self) -> usize {
+        self.rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::Pattern)
+            .count()
+    }
+
+    pub fn topic_rule_count(&self) -> usize {
+        self.rules.len() - self.pattern_count()
+    }
+
+    /// Decides a READ or WRITE as Mosquitto 2.0 does, with the stricter `%c`/`%u` rules
+    /// documented in the README. SUBSCRIBE/UNSUBSCRIBE are allowed unless `check_subscribe`.
+    ///
+    /// Allocation-free: this runs for every message published and every delivery.
+    pub fn check(
+        &self,
+        client: &Client<'_>,
+        topic: &str,
+        access: Access,
+        check_subscribe: bool,
+    ) -> Decision {
+        match access {
+            Access::Read | Access::Write => self.check_topic(client, topic, access),
+            Access::Subscribe if check_subscribe => self.check_subscription(client, topic),
+            Access::Subscribe | Access::Unsubscribe => Decision::allow(Reason::SubscribeUnchecked),
+        }
+    }
+
+    fn own_rules(&self, client: &Client<'_>) -> Option<&Node> {
+        match client.username {
+            Some(name) => self.users.get(name),
+            None => self.anonymous.as_ref(),
+        }
+    }
+
+    fn check_topic(&self, client: &Client<'_>, topic: &str, access: Access) -> Decision {
+        if let Some(own) = self.own_rules(client) {
+            let mut hits = Hits::default();
+            own.match_topic(topic, &Values::NONE, &mut hits);
+            if let Some(decision) = hits.decide(access) {
+                return decision;
+            }
+        }
+        self.check_patterns(client, |patterns, values, hits| {
+            patterns.match_topic(topic, values, hits);
+            hits.decide(access)
+        })
+    }
+
+    /// The pattern phase shared by topic and subscription checks: Mosquitto's guards, then
+    /// the pattern trie with the client's values.
+    fn check_patterns(
+        &self,
+        client: &Client<'_>,
+        decide: impl FnOnce(&Node, &Values<'_>, &mut Hits) -> Option<Decision>,
+    ) -> Decision {
+        let Some(patterns) = self.patterns.as_ref() else {
+            return Decision::deny(Reason::NoMatch);
+        };
+        let dangerous = |s: &str| s.contains(['+', '#']);
+        if client.username.is_some_and(dangerous) || client.id.is_some_and(dangerous) {
+            return Decision::deny(Reason::DangerousIdentity);
+        }
+        let Some(id) = client.id else {
+            return Decision::deny(Reason::NoClientId);
+        };
+        let values = Values::new(id, client.username);
+        let mut hits = Hits::default();
+        decide(patterns, &values, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
+    }
+
+    /// Optional SUBSCRIBE check: allowed when the client may read at least one topic the
+    /// filter can match, unless a deny rule covers the whole filter.
+    fn check_subscription(&self, client: &Client<'_>, filter: &str) -> Decision {
+        let filter = strip_shared(filter);
+        if crate::topic::check_filter(filter).is_err() {
+            return Decision::deny(Reason::NoMatch);
+        }
+        if let Some(own) = self.own_rules(client) {
+            if let Some(decision) = own.match_filter(filter, &Values::NONE) {
+                return decision;
+            }
+        }
+        self.check_patterns(client, |patterns, values, _| {
+            patterns.match_filter(filter, values)
+        })
+    }
+}
+
+/// `$share/<group>/<filter>` is checked as `<filter>`: the broker passes the raw filter.
+fn strip_shared(filter: &str) -> &str {
+    filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(filter, |(_, inner)| inner)
+}

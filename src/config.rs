@@ -1,0 +1,53 @@
+//! The TOML configuration file (`plugin_opt_config`): settings beyond Mosquitto's own.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{LoadError, Located};
+
+/// Why the configuration file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("{0}")]
+    Toml(String),
+}
+
+/// All settings. Unknown keys are errors, so a typo never silently changes behaviour.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub acl: AclConfig,
+}
+
+/// `[acl]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclConfig {
+    /// Refuse a SUBSCRIBE whose filter can match no topic the client may read. Mosquitto
+    /// allows every subscription and filters at delivery; default false, like Mosquitto.
+    #[serde(default)]
+    pub check_subscribe: bool,
+}
+
+impl Config {
+    pub fn parse(file: &Path, text: &[u8]) -> Result<Config, Located<ConfigError>> {
+        let text =
+            std::str::from_utf8(text).map_err(|_| Located::new(file, 0, ConfigError::NotUtf8))?;
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            Located::new(file, line, ConfigError::Toml(e.message().to_string()))
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = crate::error::read_policy_file(path)?;
+        Ok(Self::parse(path, &text)?)
+    }
+}

@@ -1,0 +1,15 @@
+//! mqttguard: an authentication and ACL plugin for Mosquitto 2.x.
+//!
+//! The policy core (everything except [`plugin`]) is safe Rust with no FFI: it parses
+//! Mosquitto's password and ACL files, compiles them into matchers, verifies hashes and
+//! decides. The plugin layer adapts the broker's C callbacks onto that core.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod acl;
+pub mod config;
+pub mod error;
+pub mod passwd;
+pub mod plugin;
+pub mod policy;
+pub mod topic;

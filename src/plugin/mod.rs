@@ -1,0 +1,1 @@
+//! The Mosquitto plugin layer. The only module with `unsafe`.

@@ -1,0 +1,107 @@
+//! MQTT topic and topic-filter rules, as Mosquitto applies them.
+
+/// Mosquitto's limit on the number of `/` separators in a topic filter (TOPIC_HIERARCHY_LIMIT).
+pub const HIERARCHY_LIMIT: usize = 200;
+/// The longest topic MQTT can carry.
+pub const MAX_TOPIC_LEN: usize = 65535;
+
+/// Why a topic filter is not valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("topic filter is empty")]
+    Empty,
+    #[error("topic filter is longer than 65535 bytes")]
+    TooLong,
+    #[error("topic filter has more than 200 levels")]
+    TooDeep,
+    #[error("'+' must fill a whole topic level")]
+    BadPlus,
+    #[error("'#' must fill the last topic level")]
+    BadHash,
+    #[error("topic filter contains a NUL byte")]
+    Nul,
+}
+
+/// Checks a subscription/ACL topic filter exactly as `mosquitto_sub_topic_check` does, and
+/// additionally refuses an empty filter and NUL bytes.
+pub fn check_filter(filter: &str) -> Result<(), FilterError> {
+    if filter.is_empty() {
+        return Err(FilterError::Empty);
+    }
+    if filter.len() > MAX_TOPIC_LEN {
+        return Err(FilterError::TooLong);
+    }
+    let mut separators = 0usize;
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        if level.contains('\0') {
+            return Err(FilterError::Nul);
+        }
+        if level.contains('+') && level != "+" {
+            return Err(FilterError::BadPlus);
+        }
+        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+            return Err(FilterError::BadHash);
+        }
+        if levels.peek().is_some() {
+            separators += 1;
+        }
+    }
+    if separators > HIERARCHY_LIMIT {
+        return Err(FilterError::TooDeep);
+    }
+    Ok(())
+}
+
+/// Whether `filter` matches `topic` under MQTT rules (as `mosquitto_topic_matches_sub`):
+/// `+` matches one level, `#` the rest including the parent level, and a wildcard at the first
+/// level never matches a topic that starts with `$`. Used by tools and tests; the broker's hot
+/// path uses the compiled matcher in [`crate::acl`].
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') != filter.starts_with('$') {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        for ok in ["a", "#", "+", "a/+/b", "a/#", "/", "a//b", "$SYS/#", "+/+"] {
+            assert_eq!(check_filter(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_filter("a/#/b"), Err(FilterError::BadHash));
+        assert_eq!(check_filter("a#"), Err(FilterError::BadHash));
+        assert_eq!(check_filter("a+"), Err(FilterError::BadPlus));
+        assert_eq!(check_filter("+a/b"), Err(FilterError::BadPlus));
+        assert_eq!(check_filter(""), Err(FilterError::Empty));
+        assert_eq!(check_filter(&"a/".repeat(200)), Ok(()));
+        assert_eq!(check_filter(&"a/".repeat(201)), Err(FilterError::TooDeep));
+    }
+
+    #[test]
+    fn matching() {
+        assert!(filter_matches("a/#", "a"));
+        assert!(filter_matches("a/#", "a/b/c"));
+        assert!(filter_matches("a/+/#", "a/b"));
+        assert!(filter_matches("a/+", "a/"));
+        assert!(!filter_matches("a/+", "a"));
+        assert!(!filter_matches("#", "$SYS/x"));
+        assert!(!filter_matches("+/x", "$SYS/x"));
+        assert!(filter_matches("$SYS/#", "$SYS/x"));
+        assert!(filter_matches("#", "/a"));
+    }
+}

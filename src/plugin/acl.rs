@@ -1,0 +1,47 @@
+//! MOSQ_EVT_ACL_CHECK: the hot path. Borrowed strings, a lock-free policy load, no allocation.
+
+use std::ffi::{c_int, c_void};
+
+use super::boundary::ffi_guarded;
+use super::broker::c_str;
+use super::instance::Instance;
+use super::sys;
+use crate::acl::{Access, Client};
+
+fn access_from(value: c_int) -> Option<Access> {
+    match value as u32 {
+        sys::MOSQ_ACL_READ => Some(Access::Read),
+        sys::MOSQ_ACL_WRITE => Some(Access::Write),
+        sys::MOSQ_ACL_SUBSCRIBE => Some(Access::Subscribe),
+        sys::MOSQ_ACL_UNSUBSCRIBE => Some(Access::Unsubscribe),
+        _ => None,
+    }
+}
+
+ffi_guarded! {
+    /// Answers only SUCCESS or ACL_DENIED: any other code makes Mosquitto disconnect the client.
+    pub(crate) fn on_acl_check(_event: c_int, event_data: *mut c_void, userdata: *mut c_void) -> c_int,
+    on_panic = sys::MOSQ_ERR_ACL_DENIED,
+    {
+        // SAFETY: the broker passes back the userdata we registered.
+        let Some(instance) = (unsafe { Instance::from_userdata(userdata) }) else {
+            return sys::MOSQ_ERR_ACL_DENIED;
+        };
+        // SAFETY: for MOSQ_EVT_ACL_CHECK the broker passes a mosquitto_evt_acl_check.
+        let Some(event) = (unsafe { (event_data as *const sys::mosquitto_evt_acl_check).as_ref() }) else {
+            return sys::MOSQ_ERR_ACL_DENIED;
+        };
+        // SAFETY: NUL-terminated topic owned by the broker for this call.
+        let (Some(topic), Some(access)) = (unsafe { c_str(event.topic) }, access_from(event.access)) else {
+            return sys::MOSQ_ERR_ACL_DENIED;
+        };
+        // SAFETY: event.client is the client this check is about.
+        let (id, username) = unsafe { instance.broker.client_identity(event.client) };
+        let client = Client { id, username };
+        let policy = instance.policy.load();
+        match policy.check(&client, topic, access) {
+            Some(decision) if decision.allowed => sys::MOSQ_ERR_SUCCESS,
+            _ => sys::MOSQ_ERR_ACL_DENIED,
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The broker's functions, looked up in the running broker at load time.
+//!
+//! Looking them up (rather than linking) keeps the library free of undefined symbols, lets the
+//! same build load into Mosquitto 2.0 and 2.1, and tells us which of the two we are in.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use super::sys::{mosquitto, mosquitto_plugin_id_t};
+
+pub(crate) type Callback = unsafe extern "C" fn(c_int, *mut c_void, *mut c_void) -> c_int;
+
+type LogPrintf = unsafe extern "C" fn(c_int, *const c_char, ...);
+type ClientStr = unsafe extern "C" fn(*const mosquitto) -> *const c_char;
+type SetUsername = unsafe extern "C" fn(*mut mosquitto, *const c_char) -> c_int;
+type KickByUsername = unsafe extern "C" fn(*const c_char, bool) -> c_int;
+type ClientCertificate = unsafe extern "C" fn(*const mosquitto) -> *mut c_void;
+type CallbackRegister = unsafe extern "C" fn(
+    *mut mosquitto_plugin_id_t,
+    c_int,
+    Option<Callback>,
+    *const c_void,
+    *mut c_void,
+) -> c_int;
+type CallbackUnregister =
+    unsafe extern "C" fn(*mut mosquitto_plugin_id_t, c_int, Option<Callback>, *const c_void) -> c_int;
+type SetInfo =
+    unsafe extern "C" fn(*mut mosquitto_plugin_id_t, *const c_char, *const c_char) -> c_int;
+
+/// Which Mosquitto line we are loaded into; it changes what a reload callback may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BrokerVersion {
+    V2_0,
+    V2_1,
+}
+
+/// The broker functions the plugin uses. Copied into each plugin instance.
+#[derive(Clone, Copy)]
+pub(crate) struct Broker {
+    log_printf: LogPrintf,
+    client_id: ClientStr,
+    client_username: ClientStr,
+    pub(crate) set_username: SetUsername,
+    pub(crate) kick_client_by_username: KickByUsername,
+    pub(crate) client_certificate: ClientCertificate,
+    callback_register: CallbackRegister,
+    callback_unregister: CallbackUnregister,
+    set_info: Option<SetInfo>,
+    pub(crate) version: BrokerVersion,
+}
+
+fn lookup(name: &CStr) -> Option<*mut c_void> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no preconditions.
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!symbol.is_null()).then_some(symbol)
+}
+
+macro_rules! required {
+    ($name:literal) => {
+        match lookup($name) {
+            // SAFETY: the symbol is the broker's exported function of this name, whose C
+            // signature the type alias mirrors (mosquitto_broker.h).
+            Some(symbol) => unsafe { std::mem::transmute::<*mut c_void, _>(symbol) },
+            None => return Err($name),
+        }
+    };
+}
+
+impl Broker {
+    /// Looks up every function; fails (naming the missing symbol) outside a Mosquitto 2 broker.
+    pub(crate) fn resolve() -> Result<Broker, &'static CStr> {
+        let set_info = lookup(c"mosquitto_plugin_set_info")
+            // SAFETY: as in `required!`; signature from Mosquitto 2.1's broker.h.
+            .map(|symbol| unsafe { std::mem::transmute::<*mut c_void, SetInfo>(symbol) });
+        Ok(Broker {
+            log_printf: required!(c"mosquitto_log_printf"),
+            client_id: required!(c"mosquitto_client_id"),
+            client_username: required!(c"mosquitto_client_username"),
+            set_username: required!(c"mosquitto_set_username"),
+            kick_client_by_username: required!(c"mosquitto_kick_client_by_username"),
+            client_certificate: required!(c"mosquitto_client_certificate"),
+            callback_register: required!(c"mosquitto_callback_register"),
+            callback_unregister: required!(c"mosquitto_callback_unregister"),
+            version: if set_info.is_some() {
+                BrokerVersion::V2_1
+            } else {
+                BrokerVersion::V2_0
+            },
+            set_info,
+        })
+    }
+
+    /// Logs one line through the broker's log. Interior NULs are replaced, never truncated.
+    pub(crate) fn log(&self, level: u32, message: &str) {
+        let text = format!("mqttguard: {}", message.replace('\0', "\\0"));
+        if let Ok(c) = std::ffi::CString::new(text) {
+            // SAFETY: "%s" with one valid NUL-terminated string argument.
+            unsafe { (self.log_printf)(level as c_int, c"%s".as_ptr(), c.as_ptr()) };
+        }
+    }
+
+    /// The client's id and username as the broker has them now; `None` when absent or not
+    /// UTF-8 (the broker enforces UTF-8, so that is an anomaly and is treated as absent).
+    ///
+    /// # Safety
+    /// `client` must be a client pointer the broker passed to the current callback.
+    pub(crate) unsafe fn client_identity<'a>(
+        &self,
+        client: *const mosquitto,
+    ) -> (Option<&'a str>, Option<&'a str>) {
+        // SAFETY: the broker returns NULL or a NUL-terminated string owned by the client,
+        // valid for the duration of the callback.
+        let id = unsafe { c_str((self.client_id)(client)) };
+        // SAFETY: as above.
+        let username = unsafe { c_str((self.client_username)(client)) };
+        (id, username)
+    }
+
+    /// # Safety
+    /// `identifier` must be the identifier the broker passed to `mosquitto_plugin_init`.
+    pub(crate) unsafe fn register(
+        &self,
+        identifier: *mut mosquitto_plugin_id_t,
+        event: u32,
+        callback: Callback,
+        userdata: *mut c_void,
+    ) -> c_int {
+        // SAFETY: arguments as the broker documents them; event_data must be NULL.
+        unsafe {
+            (self.callback_register)(
+                identifier,
+                event as c_int,
+                Some(callback),
+                std::ptr::null(),
+                userdata,
+            )
+        }
+    }
+
+    /// # Safety
+    /// As for [`Broker::register`], with the same callback.
+    pub(crate) unsafe fn unregister(
+        &self,
+        identifier: *mut mosquitto_plugin_id_t,
+        event: u32,
+        callback: Callback,
+    ) -> c_int {
+        // SAFETY: as for register.
+        unsafe {
+            (self.callback_unregister)(identifier, event as c_int, Some(callback), std::ptr::null())
+        }
+    }
+
+    /// Names the plugin in 2.1's logs; a no-op on 2.0.
+    ///
+    /// # Safety
+    /// `identifier` as for [`Broker::register`].
+    pub(crate) unsafe fn set_info(&self, identifier: *mut mosquitto_plugin_id_t) {
+        if let Some(set_info) = self.set_info {
+            // SAFETY: static NUL-terminated strings; the broker copies them.
+            unsafe { set_info(identifier, c"mqttguard".as_ptr(), VERSION.as_ptr()) };
+        }
+    }
+}
+
+const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(v) => v,
+    Err(_) => c"unknown",
+};
+
+/// Borrows a C string from the broker as `&str`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: per the function contract.
+    unsafe { CStr::from_ptr(ptr) }.to_str().ok()
+}
+
+/// Borrows a C string's bytes (up to its NUL), for passwords, which need not be UTF-8.
+///
+/// # Safety
+/// As for [`c_str`].
+pub(crate) unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: per the function contract.
+    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+}

@@ -1,0 +1,103 @@
+//! One plugin instance: what `mosquitto_plugin_init` creates and hands the broker as
+//! `userdata`. With `per_listener_settings true` there is one per listener, so all state lives
+//! here and none in statics.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::broker::{Broker, BrokerVersion, Callback};
+use super::sys::{self, mosquitto_plugin_id_t};
+use crate::policy::{Options, Policy};
+
+pub(crate) struct Instance {
+    pub(crate) broker: Broker,
+    identifier: *mut mosquitto_plugin_id_t,
+    pub(crate) options: Options,
+    /// Swapped whole on reload; readers never block and never see a half-loaded policy.
+    pub(crate) policy: ArcSwap<Policy>,
+    registered: Vec<(u32, Callback)>,
+}
+
+impl Instance {
+    pub(crate) fn new(
+        broker: Broker,
+        identifier: *mut mosquitto_plugin_id_t,
+        options: Options,
+        policy: Policy,
+    ) -> Instance {
+        Instance {
+            broker,
+            identifier,
+            options,
+            policy: ArcSwap::from_pointee(policy),
+            registered: Vec::new(),
+        }
+    }
+
+    /// Registers the callbacks this policy needs: basic auth only with a password file, ACL
+    /// only with an ACL file (so the broker behaves as with the built-in option absent).
+    pub(crate) fn register_callbacks(&mut self) -> Result<(), u32> {
+        let policy = self.policy.load();
+        let mut wanted: Vec<(u32, Callback)> = vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
+        if policy.passwd.is_some() {
+            wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
+        }
+        if policy.acl.is_some() {
+            wanted.push((sys::MOSQ_EVT_ACL_CHECK, super::acl::on_acl_check));
+        }
+        drop(policy);
+        let userdata = self as *mut Instance as *mut c_void;
+        for (event, callback) in wanted {
+            // SAFETY: identifier came from mosquitto_plugin_init; userdata is this instance,
+            // which lives until cleanup unregisters these callbacks.
+            let rc = unsafe { self.broker.register(self.identifier, event, callback, userdata) };
+            if rc != sys::MOSQ_ERR_SUCCESS {
+                return Err(event);
+            }
+            self.registered.push((event, callback));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unregister_callbacks(&mut self) {
+        for (event, callback) in self.registered.drain(..) {
+            // SAFETY: the same identifier and callback that were registered.
+            unsafe { self.broker.unregister(self.identifier, event, callback) };
+        }
+    }
+
+    /// Loads the policy again; on any error keeps the old one in force and says why.
+    pub(crate) fn reload(&self) {
+        match Policy::load(&self.options) {
+            Ok(policy) => {
+                self.broker.log(
+                    sys::MOSQ_LOG_NOTICE,
+                    &format!("reloaded: {}", policy.summary(&self.options)),
+                );
+                self.policy.store(Arc::new(policy));
+            }
+            Err(e) => self.broker.log(
+                sys::MOSQ_LOG_ERR,
+                &format!("reload failed, previous policy stays in force: {e}"),
+            ),
+        }
+    }
+
+    /// What a reload callback must return: DEFER on 2.0 so other plugins' reload callbacks
+    /// still run; 0 on 2.1, which exits on anything else.
+    pub(crate) fn reload_return_code(&self) -> i32 {
+        match self.broker.version {
+            BrokerVersion::V2_0 => sys::MOSQ_ERR_PLUGIN_DEFER,
+            BrokerVersion::V2_1 => sys::MOSQ_ERR_SUCCESS,
+        }
+    }
+
+    /// # Safety
+    /// `userdata` must be NULL or the pointer `mosquitto_plugin_init` handed the broker.
+    pub(crate) unsafe fn from_userdata<'a>(userdata: *mut c_void) -> Option<&'a Instance> {
+        // SAFETY: per the function contract; the broker passes it back unchanged.
+        unsafe { (userdata as *const Instance).as_ref() }
+    }
+}

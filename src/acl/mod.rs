@@ -236,8 +236,9 @@ impl AclPolicy {
         decide(patterns, &values, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
     }
 
-    /// Optional SUBSCRIBE check: allowed when the client may read at least one topic the
-    /// filter can match, unless a deny rule covers the whole filter.
+    /// Optional SUBSCRIBE check: allowed when one read rule covers every topic the filter can
+    /// match (so `#` is refused to a client that may read only `sensors/own/#`), unless a deny
+    /// rule covers the whole filter. Denies that cover part of it still filter delivery.
     fn check_subscription(&self, client: &Client<'_>, filter: &str) -> Decision {
         let filter = strip_shared(filter);
         if crate::topic::check_filter(filter).is_err() {

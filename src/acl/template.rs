@@ -45,15 +45,6 @@ impl Template {
         Some(Template(pieces.into()))
     }
 
-    /// Whether some topic level can match, i.e. every placeholder has a usable value.
-    pub(super) fn can_match(&self, values: &Values<'_>) -> bool {
-        self.0.iter().all(|piece| match piece {
-            Piece::Lit(_) => true,
-            Piece::ClientId => values.client_id.is_some(),
-            Piece::Username => values.username.is_some(),
-        })
-    }
-
     /// Whether the level equals this template with the client's values substituted. A value
     /// that is missing or unsafe (empty, or containing `/`, `+`, `#`) never matches.
     pub(super) fn matches(&self, level: &str, values: &Values<'_>) -> bool {

@@ -84,8 +84,6 @@ pub(super) struct Node {
     terminal: Option<Terminal>,
     /// Rules whose filter continues with `#` here: they match this level and everything below.
     hash: Option<Terminal>,
-    /// The first read-granting rule anywhere at or below this node (for subscription checks).
-    subtree_read: Option<RuleId>,
 }
 
 /// Splits off the first level of a topic: `("a", Some("b/c"))` for `a/b/c`.
@@ -126,25 +124,19 @@ impl Node {
         }
     }
 
-    /// Computes the per-subtree summaries once all rules are in.
-    pub(super) fn finish(&mut self) -> Option<RuleId> {
-        let mut best = min_opt(
-            self.terminal.and_then(|t| t.read),
-            self.hash.and_then(|t| t.read),
-        );
-        for child in self.literal.values_mut() {
-            best = min_opt(best, child.finish());
-        }
-        if let Some(child) = self.plus.as_mut() {
-            best = min_opt(best, child.finish());
-        }
-        for (_, child) in self.templates.iter_mut() {
-            best = min_opt(best, child.finish());
-        }
+    /// Trims spare capacity once all rules are in.
+    pub(super) fn finish(&mut self) {
         self.literal.shrink_to_fit();
         self.templates.shrink_to_fit();
-        self.subtree_read = best;
-        best
+        for child in self.literal.values_mut() {
+            child.finish();
+        }
+        if let Some(child) = self.plus.as_mut() {
+            child.finish();
+        }
+        for (_, child) in self.templates.iter_mut() {
+            child.finish();
+        }
     }
 
     /// Collects every rule matching `topic`. A topic starting with `$` is matched only by
@@ -184,115 +176,46 @@ impl Node {
     }
 
     /// Subscription check for one rule list: a deny covering the whole filter decides deny;
-    /// a read grant overlapping the filter decides allow; otherwise undecided.
+    /// a read grant covering the whole filter decides allow; otherwise undecided. "Covering"
+    /// is Mosquitto 2.1's `mosquitto_sub_matches_acl`: every topic the filter can match.
     pub(super) fn match_filter(&self, filter: &str, values: &Values<'_>) -> Option<Decision> {
         let dollar = filter.starts_with('$');
-        if let Some(id) = self.covering_deny(filter, dollar, values) {
+        if let Some(id) = self.covering(filter, dollar, values, |t| t.deny) {
             return Some(Decision::deny(Reason::Rule(id)));
         }
-        self.overlapping_read(filter, true, dollar, values)
+        self.covering(filter, dollar, values, |t| t.read)
             .map(|id| Decision::allow(Reason::Rule(id)))
     }
 
-    /// A deny rule that matches every topic the filter can match.
-    fn covering_deny(&self, filter: &str, literal_only: bool, values: &Values<'_>) -> Option<RuleId> {
-        let (level, tail) = split_level(filter);
-        if !literal_only {
-            if let Some(id) = self.hash.and_then(|t| t.deny) {
-                return Some(id);
-            }
-        }
-        if level == "#" {
-            return None;
-        }
-        let at_end = |child: &Node| match tail {
-            None => max_opt(
-                child.terminal.and_then(|t| t.deny),
-                child.hash.and_then(|t| t.deny),
-            ),
-            Some(rest) => child.covering_deny(rest, false, values),
-        };
-        let mut found = None;
-        if level != "+" {
-            if let Some(child) = self.literal.get(level) {
-                found = max_opt(found, at_end(child));
-            }
-            if !literal_only {
-                for (template, child) in &self.templates {
-                    if template.matches(level, values) {
-                        found = max_opt(found, at_end(child));
-                    }
-                }
-            }
-        }
-        if !literal_only {
-            if let Some(child) = self.plus.as_deref() {
-                found = max_opt(found, at_end(child));
-            }
-        }
-        found
-    }
-
-    /// A read-granting rule that matches at least one topic the filter can match.
-    fn overlapping_read(
+    /// The first rule (as `pick` selects from a terminal) that matches every topic the filter
+    /// can match. `literal_only` at the root for `$` filters, as in [`Node::match_topic`].
+    fn covering(
         &self,
         filter: &str,
-        root: bool,
         literal_only: bool,
         values: &Values<'_>,
+        pick: fn(&Terminal) -> Option<RuleId>,
     ) -> Option<RuleId> {
         let (level, tail) = split_level(filter);
-        let wildcard_rules = !(root && literal_only);
-        let hash_read = if wildcard_rules {
-            self.hash.and_then(|t| t.read)
-        } else {
-            None
-        };
+        let mut found = None;
+        if !literal_only {
+            found = self.hash.as_ref().and_then(pick);
+        }
         if level == "#" {
-            // Everything below this node, and (except at the root) the parent topic itself.
-            let mut found = hash_read;
-            if !root {
-                found = min_opt(found, self.terminal.and_then(|t| t.read));
-            }
-            for (name, child) in &self.literal {
-                if !(root && name.starts_with('$')) {
-                    found = min_opt(found, child.subtree_read);
-                }
-            }
-            if let Some(child) = self.plus.as_deref() {
-                found = min_opt(found, child.subtree_read);
-            }
-            for (template, child) in &self.templates {
-                if template.can_match(values) {
-                    found = min_opt(found, child.subtree_read);
-                }
-            }
             return found;
         }
         let at_end = |child: &Node| match tail {
             None => min_opt(
-                child.terminal.and_then(|t| t.read),
-                child.hash.and_then(|t| t.read),
+                child.terminal.as_ref().and_then(pick),
+                child.hash.as_ref().and_then(pick),
             ),
-            Some(rest) => child.overlapping_read(rest, false, false, values),
+            Some(rest) => child.covering(rest, false, values, pick),
         };
-        let mut found = hash_read;
-        if level == "+" {
-            for (name, child) in &self.literal {
-                if !(root && name.starts_with('$')) {
-                    found = min_opt(found, at_end(child));
-                }
-            }
-            for (template, child) in &self.templates {
-                if template.can_match(values) {
-                    found = min_opt(found, at_end(child));
-                }
-            }
-        } else {
+        if level != "+" {
             if let Some(child) = self.literal.get(level) {
                 found = min_opt(found, at_end(child));
             }
-            if wildcard_rules {
+            if !literal_only {
                 for (template, child) in &self.templates {
                     if template.matches(level, values) {
                         found = min_opt(found, at_end(child));
@@ -300,7 +223,7 @@ impl Node {
                 }
             }
         }
-        if wildcard_rules {
+        if !literal_only {
             if let Some(child) = self.plus.as_deref() {
                 found = min_opt(found, at_end(child));
             }

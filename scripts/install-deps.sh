@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing mqttguard needs on Debian (run as root).
+# Idempotent: skips apt when everything is already there.
+set -euo pipefail
+
+packages=(mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libclang-dev clang
+          pkg-config libssl-dev openssl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "mqttguard: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package starts a system broker on port 1883; the demo needs that port.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  systemctl stop mosquitto || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "mqttguard: no Rust toolchain; installing rustup from Debian and the stable toolchain"
+  apt-get install -y -qq rustup >/dev/null
+  rustup default stable
+fi

@@ -21,6 +21,63 @@ pub enum ConfigError {
 pub struct Config {
     #[serde(default)]
     pub acl: AclConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[auth]`: the verified-credential cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Remember successful verifications so repeat connects and the re-authentication of every
+    /// client on SIGHUP skip the slow hash. 0 disables the cache.
+    pub cache_seconds: u64,
+    /// At most this many remembered credentials; the oldest are forgotten first.
+    pub cache_entries: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            cache_seconds: 3600,
+            cache_entries: 100_000,
+        }
+    }
+}
+
+/// `[log]`: the denial log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Broker log level of the line written for each denial: "none", "debug", "info",
+    /// "notice", "warning" or "error".
+    pub denials: LogLevel,
+    /// Denial lines per second at most (with a burst of twice that); the rest are counted and
+    /// reported in one summary line.
+    pub denials_per_second: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            denials: LogLevel::Notice,
+            denials_per_second: 10,
+        }
+    }
+}
+
+/// A broker log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    None,
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
 }
 
 /// `[acl]`

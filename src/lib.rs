@@ -12,4 +12,5 @@ pub mod error;
 pub mod passwd;
 pub mod plugin;
 pub mod policy;
+pub mod ratelimit;
 pub mod topic;

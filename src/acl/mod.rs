@@ -24,6 +24,17 @@ pub enum Access {
     Unsubscribe,
 }
 
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Subscribe => "subscribe",
+            Access::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
 /// Who is asking: the connected client as the broker knows it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Client<'a> {
@@ -157,6 +168,23 @@ impl AclPolicy {
 
     pub fn rule(&self, id: RuleId) -> &Rule {
         &self.rules[id.0 as usize]
+    }
+
+    /// Says why a decision came out as it did: the deciding rule as `file:line: text`, or the
+    /// guard that refused.
+    pub fn describe(&self, reason: Reason) -> String {
+        match reason {
+            Reason::Rule(id) => {
+                let rule = self.rule(id);
+                format!("{}:{}: {}", self.file.display(), rule.line, rule.text)
+            }
+            Reason::NoMatch => "no rule matched".to_string(),
+            Reason::DangerousIdentity => {
+                "username or client id contains '+' or '#', which pattern rules refuse".to_string()
+            }
+            Reason::NoClientId => "client has no client id".to_string(),
+            Reason::SubscribeUnchecked => "subscriptions are not checked".to_string(),
+        }
     }
 
     /// Number of distinct `user` blocks.

@@ -39,8 +39,21 @@ ffi_guarded! {
         let (id, username) = unsafe { instance.broker.client_identity(event.client) };
         let client = Client { id, username };
         let policy = instance.policy.load();
-        match policy.check(&client, topic, access) {
-            Some(decision) if decision.allowed => sys::MOSQ_ERR_SUCCESS,
+        match (policy.check(&client, topic, access), policy.acl.as_ref()) {
+            (Some(decision), _) if decision.allowed => sys::MOSQ_ERR_SUCCESS,
+            (Some(decision), Some(acl)) => {
+                instance.log_denial(&policy, || {
+                    format!(
+                        "denied {} on \"{}\" for client \"{}\" username \"{}\": {}",
+                        access.as_str(),
+                        topic.escape_debug(),
+                        id.unwrap_or_default().escape_debug(),
+                        username.unwrap_or_default().escape_debug(),
+                        acl.describe(decision.reason)
+                    )
+                });
+                sys::MOSQ_ERR_ACL_DENIED
+            }
             _ => sys::MOSQ_ERR_ACL_DENIED,
         }
     }

@@ -37,14 +37,13 @@ ffi_guarded! {
             AuthOutcome::Allow => sys::MOSQ_ERR_SUCCESS,
             AuthOutcome::Defer => sys::MOSQ_ERR_PLUGIN_DEFER,
             AuthOutcome::Deny(why) => {
-                instance.broker.log(
-                    sys::MOSQ_LOG_NOTICE,
-                    &format!(
-                        "authentication refused for username \"{}\": {}",
-                        username.map(|u| u.escape_debug().to_string()).unwrap_or_default(),
+                instance.log_denial(&policy, || {
+                    format!(
+                        "denied connect for username \"{}\": {}",
+                        username.unwrap_or_default().escape_debug(),
                         why.as_str()
-                    ),
-                );
+                    )
+                });
                 sys::MOSQ_ERR_AUTH
             }
         }

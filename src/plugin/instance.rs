@@ -9,7 +9,9 @@ use arc_swap::ArcSwap;
 
 use super::broker::{Broker, BrokerVersion, Callback};
 use super::sys::{self, mosquitto_plugin_id_t};
+use crate::config::LogLevel;
 use crate::policy::{Options, Policy};
+use crate::ratelimit::{Permit, RateLimiter};
 
 pub(crate) struct Instance {
     pub(crate) broker: Broker,
@@ -18,6 +20,8 @@ pub(crate) struct Instance {
     /// Swapped whole on reload; readers never block and never see a half-loaded policy.
     pub(crate) policy: ArcSwap<Policy>,
     registered: Vec<(u32, Callback)>,
+    /// Budget for denial log lines.
+    denials: RateLimiter,
 }
 
 impl Instance {
@@ -27,7 +31,9 @@ impl Instance {
         options: Options,
         policy: Policy,
     ) -> Instance {
+        let denials = RateLimiter::new(policy.config.log.denials_per_second);
         Instance {
+            denials,
             broker,
             identifier,
             options,
@@ -76,6 +82,7 @@ impl Instance {
                     sys::MOSQ_LOG_NOTICE,
                     &format!("reloaded: {}", policy.summary(&self.options)),
                 );
+                self.denials.set_rate(policy.config.log.denials_per_second);
                 self.policy.store(Arc::new(policy));
             }
             Err(e) => self.broker.log(
@@ -91,6 +98,28 @@ impl Instance {
         match self.broker.version {
             BrokerVersion::V2_0 => sys::MOSQ_ERR_PLUGIN_DEFER,
             BrokerVersion::V2_1 => sys::MOSQ_ERR_SUCCESS,
+        }
+    }
+
+    /// Logs one denial at the configured level, within the rate budget. `line` is only built
+    /// when the line is actually written.
+    pub(crate) fn log_denial(&self, policy: &Policy, line: impl FnOnce() -> String) {
+        let level = match policy.config.log.denials {
+            LogLevel::None => return,
+            LogLevel::Debug => sys::MOSQ_LOG_DEBUG,
+            LogLevel::Info => sys::MOSQ_LOG_INFO,
+            LogLevel::Notice => sys::MOSQ_LOG_NOTICE,
+            LogLevel::Warning => sys::MOSQ_LOG_WARNING,
+            LogLevel::Error => sys::MOSQ_LOG_ERR,
+        };
+        if let Permit::Log { suppressed } = self.denials.permit() {
+            if suppressed > 0 {
+                self.broker.log(
+                    level,
+                    &format!("{suppressed} denial lines suppressed (over log.denials_per_second)"),
+                );
+            }
+            self.broker.log(level, &line());
         }
     }
 

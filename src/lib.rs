@@ -7,6 +7,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod acl;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod passwd;

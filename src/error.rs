@@ -71,3 +71,17 @@ pub fn read_policy_file(path: &Path) -> Result<Vec<u8>, LoadError> {
     }
     std::fs::read(path).map_err(io)
 }
+
+/// A warning for a secret file others can read (Mosquitto 2.0.x patch releases and 2.1 warn
+/// likewise). Not an error: refusing would break existing deployments on upgrade.
+pub fn world_readable_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "{}: the password file is readable by every user (mode {:o}); chmod 0600 or 0640",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}

@@ -111,6 +111,16 @@ impl Policy {
         })
     }
 
+    /// Problems worth a warning in the broker log that do not stop the load.
+    pub fn warnings(&self, options: &Options) -> Vec<String> {
+        options
+            .password_file
+            .as_deref()
+            .and_then(crate::error::world_readable_warning)
+            .into_iter()
+            .collect()
+    }
+
     /// One line for the broker log: files, counts, hash schemes. Never a hash or password.
     pub fn summary(&self, options: &Options) -> String {
         let mut parts = Vec::new();

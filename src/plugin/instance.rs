@@ -82,6 +82,7 @@ impl Instance {
                     sys::MOSQ_LOG_NOTICE,
                     &format!("reloaded: {}", policy.summary(&self.options)),
                 );
+                self.log_warnings(&policy);
                 self.denials.set_rate(policy.config.log.denials_per_second);
                 self.policy.store(Arc::new(policy));
             }
@@ -98,6 +99,12 @@ impl Instance {
         match self.broker.version {
             BrokerVersion::V2_0 => sys::MOSQ_ERR_PLUGIN_DEFER,
             BrokerVersion::V2_1 => sys::MOSQ_ERR_SUCCESS,
+        }
+    }
+
+    pub(crate) fn log_warnings(&self, policy: &Policy) {
+        for warning in policy.warnings(&self.options) {
+            self.broker.log(sys::MOSQ_LOG_WARNING, &format!("warning: {warning}"));
         }
     }
 

@@ -92,6 +92,7 @@ ffi_guarded! {
         // SAFETY: identifier is the broker's, valid for the plugin's lifetime.
         unsafe { broker.set_info(identifier) };
         let mut instance = Box::new(Instance::new(broker, identifier, options, policy));
+        instance.log_warnings(&instance.policy.load());
         if let Err(event) = instance.register_callbacks() {
             broker.log(sys::MOSQ_LOG_ERR, &format!("error: cannot register callback for event {event}"));
             instance.unregister_callbacks();

@@ -3,10 +3,13 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use crate::acl::{self, AclPolicy, Decision};
+use crate::cache::CredentialCache;
 use crate::config::Config;
 use crate::error::LoadError;
-use crate::passwd::{PasswordDb, Verify};
+use crate::passwd::{PasswordDb, StoredHash, Verify};
 
 /// A problem with the `plugin_opt_*` lines themselves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +78,42 @@ impl AuthFailure {
             AuthFailure::UnknownUser => "unknown user",
             AuthFailure::NoPassword => "no password",
             AuthFailure::WrongPassword => "wrong password",
+        }
+    }
+}
+
+/// The first step of basic authentication.
+#[derive(Debug)]
+pub enum AuthStep {
+    Done(AuthOutcome),
+    /// A hash must be verified; owns what it needs so it can move to a worker thread.
+    Verify(PendingVerify),
+}
+
+#[derive(Debug)]
+pub struct PendingVerify {
+    hash: StoredHash,
+    line: u64,
+    capacity: usize,
+    cacheable: bool,
+}
+
+impl PendingVerify {
+    /// Whether this verification is slow enough to move off the broker's thread.
+    pub fn is_slow(&self) -> bool {
+        self.hash.scheme().is_slow()
+    }
+
+    /// Verifies, remembers a success in the cache, and gives the outcome. Failures are never
+    /// cached.
+    pub fn verify(&self, cache: &CredentialCache, username: &str, password: &[u8]) -> AuthOutcome {
+        if self.hash.verify(password) {
+            if self.cacheable {
+                cache.insert(username, password, self.line, self.capacity);
+            }
+            AuthOutcome::Allow
+        } else {
+            AuthOutcome::Deny(AuthFailure::WrongPassword)
         }
     }
 }
@@ -169,6 +208,57 @@ impl Policy {
                 Verify::UnknownUser => AuthOutcome::Deny(AuthFailure::UnknownUser),
                 Verify::WrongPassword => AuthOutcome::Deny(AuthFailure::WrongPassword),
             },
+        }
+    }
+
+    /// Basic authentication with the verified-credential cache: the first step, which either
+    /// decides at once (no username, unknown user, no password, cache hit) or says which hash
+    /// to verify. The caller runs [`PendingVerify::verify`] here or on another thread.
+    pub fn begin_auth(
+        &self,
+        cache: &CredentialCache,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> AuthStep {
+        let Some(db) = &self.passwd else {
+            return AuthStep::Done(AuthOutcome::Defer);
+        };
+        let Some(username) = username.filter(|u| !u.is_empty()) else {
+            return AuthStep::Done(AuthOutcome::Defer);
+        };
+        let (Some(hash), Some(line)) = (db.stored_hash(username), db.entry_fingerprint(username))
+        else {
+            return AuthStep::Done(AuthOutcome::Deny(AuthFailure::UnknownUser));
+        };
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            return AuthStep::Done(AuthOutcome::Deny(AuthFailure::NoPassword));
+        };
+        let ttl = Duration::from_secs(self.config.auth.cache_seconds);
+        if cache.hit(username, password, line, ttl) {
+            return AuthStep::Done(AuthOutcome::Allow);
+        }
+        AuthStep::Verify(PendingVerify {
+            hash: hash.clone(),
+            line,
+            capacity: self.config.auth.cache_entries,
+            cacheable: !ttl.is_zero(),
+        })
+    }
+
+    /// Basic authentication with the cache, verifying on this thread.
+    pub fn authenticate_cached(
+        &self,
+        cache: &CredentialCache,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> AuthOutcome {
+        match self.begin_auth(cache, username, password) {
+            AuthStep::Done(outcome) => outcome,
+            AuthStep::Verify(pending) => pending.verify(
+                cache,
+                username.unwrap_or_default(),
+                password.unwrap_or_default(),
+            ),
         }
     }
 

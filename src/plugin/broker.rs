@@ -23,6 +23,7 @@ type CallbackRegister = unsafe extern "C" fn(
 ) -> c_int;
 type CallbackUnregister =
     unsafe extern "C" fn(*mut mosquitto_plugin_id_t, c_int, Option<Callback>, *const c_void) -> c_int;
+type CompleteBasicAuth = unsafe extern "C" fn(*const c_char, c_int);
 type SetInfo =
     unsafe extern "C" fn(*mut mosquitto_plugin_id_t, *const c_char, *const c_char) -> c_int;
 
@@ -45,6 +46,8 @@ pub(crate) struct Broker {
     callback_register: CallbackRegister,
     callback_unregister: CallbackUnregister,
     set_info: Option<SetInfo>,
+    /// 2.1 only: answers a basic auth that returned MOSQ_ERR_AUTH_DELAYED.
+    complete_basic_auth: Option<CompleteBasicAuth>,
     pub(crate) version: BrokerVersion,
 }
 
@@ -86,6 +89,9 @@ impl Broker {
                 BrokerVersion::V2_0
             },
             set_info,
+            complete_basic_auth: lookup(c"mosquitto_complete_basic_auth")
+                // SAFETY: as in `required!`; signature from Mosquitto 2.1's broker.h.
+                .map(|s| unsafe { std::mem::transmute::<*mut c_void, CompleteBasicAuth>(s) }),
         })
     }
 
@@ -147,6 +153,22 @@ impl Broker {
         // SAFETY: as for register.
         unsafe {
             (self.callback_unregister)(identifier, event as c_int, Some(callback), std::ptr::null())
+        }
+    }
+
+    /// Whether this broker can answer basic auth later (Mosquitto 2.1).
+    pub(crate) fn can_delay_auth(&self) -> bool {
+        self.complete_basic_auth.is_some()
+    }
+
+    /// Completes a delayed basic auth. Must run on the broker's main thread.
+    pub(crate) fn complete_basic_auth(&self, client_id: &str, result: c_int) {
+        if let (Some(complete), Ok(id)) =
+            (self.complete_basic_auth, std::ffi::CString::new(client_id))
+        {
+            // SAFETY: a valid NUL-terminated client id; called from the TICK callback, which
+            // runs on the broker's main thread.
+            unsafe { complete(id.as_ptr(), result) };
         }
     }
 

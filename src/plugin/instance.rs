@@ -3,15 +3,22 @@
 //! here and none in statics.
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 use super::broker::{Broker, BrokerVersion, Callback};
 use super::sys::{self, mosquitto_plugin_id_t};
+use crate::cache::CredentialCache;
 use crate::config::LogLevel;
+use crate::pool::VerifyPool;
 use crate::policy::{Options, Policy};
 use crate::ratelimit::{Permit, RateLimiter};
+
+/// Threads verifying slow hashes on 2.1: one per core of this project's 2-core machines,
+/// leaving the broker's own thread its core most of the time.
+const VERIFY_THREADS: usize = 2;
 
 pub(crate) struct Instance {
     pub(crate) broker: Broker,
@@ -22,6 +29,13 @@ pub(crate) struct Instance {
     registered: Vec<(u32, Callback)>,
     /// Budget for denial log lines.
     denials: RateLimiter,
+    /// Verified credentials; survives reloads (entries are bound to the password line).
+    pub(crate) cache: Arc<CredentialCache>,
+    /// Slow-hash workers, on brokers that can answer basic auth later (2.1) only.
+    pub(crate) pool: Option<VerifyPool>,
+    /// Set by RELOAD until the next TICK: the broker is re-authenticating every connected
+    /// client, which must be answered synchronously (a delayed answer disconnects it).
+    pub(crate) revalidating: AtomicBool,
 }
 
 impl Instance {
@@ -34,6 +48,9 @@ impl Instance {
         let denials = RateLimiter::new(policy.config.log.denials_per_second);
         Instance {
             denials,
+            cache: Arc::new(CredentialCache::new()),
+            pool: None,
+            revalidating: AtomicBool::new(false),
             broker,
             identifier,
             options,
@@ -49,6 +66,18 @@ impl Instance {
         let mut wanted: Vec<(u32, Callback)> = vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
         if policy.passwd.is_some() {
             wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
+            if self.broker.can_delay_auth() {
+                match VerifyPool::new(VERIFY_THREADS) {
+                    Ok(pool) => {
+                        self.pool = Some(pool);
+                        wanted.push((sys::MOSQ_EVT_TICK, super::auth::on_tick));
+                    }
+                    Err(e) => self.broker.log(
+                        sys::MOSQ_LOG_WARNING,
+                        &format!("no verification threads ({e}); hashes are verified inline"),
+                    ),
+                }
+            }
         }
         if policy.acl.is_some() {
             wanted.push((sys::MOSQ_EVT_ACL_CHECK, super::acl::on_acl_check));
@@ -67,15 +96,21 @@ impl Instance {
         Ok(())
     }
 
+    /// Unregisters every callback and joins the verification threads: after this nothing of
+    /// ours runs, so the broker may unload the library.
     pub(crate) fn unregister_callbacks(&mut self) {
         for (event, callback) in self.registered.drain(..) {
             // SAFETY: the same identifier and callback that were registered.
             unsafe { self.broker.unregister(self.identifier, event, callback) };
         }
+        self.pool = None;
     }
 
     /// Loads the policy again; on any error keeps the old one in force and says why.
     pub(crate) fn reload(&self) {
+        if self.pool.is_some() {
+            self.revalidating.store(true, Ordering::Relaxed);
+        }
         match Policy::load(&self.options) {
             Ok(policy) => {
                 self.broker.log(

@@ -35,6 +35,25 @@ fn main() {
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_default()).join("mosquitto_sys.rs");
     generate(&include_dir, &out);
+    build_cert_shim();
+}
+
+/// The small C shim that encodes and frees the broker's X509 objects, linked dynamically
+/// against the system libcrypto (the same one the broker uses).
+fn build_cert_shim() {
+    println!("cargo:rerun-if-changed=csrc/cert.c");
+    if !Path::new("/usr/include/openssl/x509.h").is_file()
+        && env::var_os("OPENSSL_INCLUDE_DIR").is_none()
+    {
+        fail("openssl/x509.h not found. Install the Debian package `libssl-dev` (apt-get install libssl-dev).");
+    }
+    let mut build = cc::Build::new();
+    build.file("csrc/cert.c").warnings(true);
+    if let Some(dir) = env::var_os("OPENSSL_INCLUDE_DIR") {
+        build.include(dir);
+    }
+    build.compile("mqttguard_cert");
+    println!("cargo:rustc-link-lib=dylib=crypto");
 }
 
 fn generate(include_dir: &Path, out: &Path) {

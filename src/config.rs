@@ -25,6 +25,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// `[identity]`: client certificates as identities. Absent: certificates are not used.
+    #[serde(default)]
+    pub identity: Option<crate::identity::IdentityConfig>,
 }
 
 /// `[auth]`: the verified-credential cache.

@@ -53,6 +53,8 @@ pub enum LoadError {
     Config(#[from] Located<crate::config::ConfigError>),
     #[error("{0}")]
     Option(#[from] crate::policy::OptionError),
+    #[error("{0}")]
+    Identity(Located<crate::identity::IdentityError>),
 }
 
 /// Reads a whole policy file. Symlinks are followed (Kubernetes ConfigMap and Secret mounts

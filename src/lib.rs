@@ -10,6 +10,7 @@ pub mod acl;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod lint;
 pub mod passwd;
 pub mod plugin;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::acl::{self, AclPolicy, Decision};
 use crate::cache::CredentialCache;
 use crate::config::Config;
-use crate::error::LoadError;
+use crate::error::{LoadError, Located};
+use crate::identity::{self, Identity, IdentityError, RevocationList};
 use crate::passwd::{PasswordDb, StoredHash, Verify};
 
 /// A problem with the `plugin_opt_*` lines themselves.
@@ -124,6 +125,8 @@ pub struct Policy {
     pub passwd: Option<PasswordDb>,
     pub acl: Option<AclPolicy>,
     pub config: Config,
+    /// Revoked client certificates (`[identity] revoked`).
+    pub revoked: Option<RevocationList>,
 }
 
 impl Policy {
@@ -143,21 +146,68 @@ impl Policy {
             .as_deref()
             .map(AclPolicy::load)
             .transpose()?;
+        let mut revoked = None;
+        if let Some(id) = &config.identity {
+            let at_config = |e| {
+                let file = options.config.clone().unwrap_or_default();
+                LoadError::Identity(Located::new(&file, 0, e))
+            };
+            id.validate().map_err(at_config)?;
+            revoked = id.revoked.as_deref().map(RevocationList::load).transpose()?;
+        }
         Ok(Policy {
             passwd,
             acl,
             config,
+            revoked,
         })
     }
 
     /// Problems worth a warning in the broker log that do not stop the load.
     pub fn warnings(&self, options: &Options) -> Vec<String> {
-        options
+        let mut warnings: Vec<String> = options
             .password_file
             .as_deref()
             .and_then(crate::error::world_readable_warning)
             .into_iter()
-            .collect()
+            .collect();
+        for name in self.superusers() {
+            let in_passwd = self.passwd.as_ref().is_some_and(|db| db.contains(name));
+            let in_acl = self.acl.as_ref().is_some_and(|acl| acl.has_user(name));
+            if !in_passwd && !in_acl {
+                warnings.push(format!(
+                    "superuser \"{name}\" is in neither the password file nor the ACL file; \
+                     only a client certificate can give that identity"
+                ));
+            }
+        }
+        warnings
+    }
+
+    /// The configured superusers.
+    pub fn superusers(&self) -> &[String] {
+        self.config
+            .identity
+            .as_ref()
+            .map_or(&[], |id| id.superusers.as_slice())
+    }
+
+    /// Maps a client certificate to its identity and applies revocation and client-id
+    /// binding. Only meaningful with an `[identity]` section.
+    pub fn certificate_identity(
+        &self,
+        der: &[u8],
+        client_id: Option<&str>,
+    ) -> Option<Result<Identity, IdentityError>> {
+        let cfg = self.config.identity.as_ref()?;
+        Some((|| {
+            let identity = identity::identity_from_der(der, cfg)?;
+            if self.revoked.as_ref().is_some_and(|r| r.is_revoked(&identity)) {
+                return Err(IdentityError::Revoked(identity.serial_hex));
+            }
+            identity::check_client_id(cfg, &identity.name, client_id.unwrap_or_default())?;
+            Ok(identity)
+        })())
     }
 
     /// One line for the broker log: files, counts, hash schemes. Never a hash or password.
@@ -182,6 +232,14 @@ impl Policy {
         }
         if let Some(path) = &options.config {
             parts.push(format!("config {}", path.display()));
+        }
+        if let Some(id) = &self.config.identity {
+            parts.push(format!(
+                "identity from {:?}, superusers [{}], {} revoked certificates",
+                id.source,
+                id.superusers.join(", "),
+                self.revoked.as_ref().map_or(0, RevocationList::len)
+            ));
         }
         if parts.is_empty() {
             "no password_file and no acl_file: nothing to enforce".to_string()
@@ -269,8 +327,15 @@ impl Policy {
         topic: &str,
         access: acl::Access,
     ) -> Option<Decision> {
-        self.acl.as_ref().map(|acl| {
-            acl.check(client, topic, access, self.config.acl.check_subscribe)
-        })
+        let acl = self.acl.as_ref()?;
+        if let Some(name) = client.username {
+            if access != acl::Access::Unsubscribe && self.superusers().iter().any(|s| s == name) {
+                return Some(Decision {
+                    allowed: true,
+                    reason: acl::Reason::Superuser,
+                });
+            }
+        }
+        Some(acl.check(client, topic, access, self.config.acl.check_subscribe))
     }
 }

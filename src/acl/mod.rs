@@ -74,6 +74,8 @@ pub enum Reason {
     NoClientId,
     /// SUBSCRIBE/UNSUBSCRIBE are not checked (Mosquitto's behaviour); READ filters delivery.
     SubscribeUnchecked,
+    /// The client is a configured superuser.
+    Superuser,
 }
 
 /// The answer to one ACL question.
@@ -184,7 +186,13 @@ impl AclPolicy {
             }
             Reason::NoClientId => "client has no client id".to_string(),
             Reason::SubscribeUnchecked => "subscriptions are not checked".to_string(),
+            Reason::Superuser => "superuser".to_string(),
         }
+    }
+
+    /// Whether the file has a `user NAME` block.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users.contains_key(name)
     }
 
     /// Number of distinct `user` blocks.

@@ -11,6 +11,7 @@ use super::boundary::ffi_guarded;
 use super::broker::{c_bytes, c_str};
 use super::instance::Instance;
 use super::sys;
+use crate::identity::PasswordPolicy;
 use crate::policy::{AuthOutcome, AuthStep, Policy};
 use crate::pool::Job;
 
@@ -59,7 +60,40 @@ ffi_guarded! {
             return sys::MOSQ_ERR_AUTH;
         }
         let policy = instance.policy.load();
-        let name = username.unwrap_or_default();
+        let mut name = username.unwrap_or_default();
+        // A client certificate, where `[identity]` is configured and the listener requires one.
+        if let Some(cfg) = policy.config.identity.as_ref() {
+            // SAFETY: event.client is the client being authenticated.
+            let der = unsafe { super::cert::client_certificate_der(&instance.broker, event.client) };
+            if let Some(der) = der {
+                // SAFETY: as above.
+                let (client_id, _) = unsafe { instance.broker.client_identity(event.client) };
+                let identity = match policy.certificate_identity(&der, client_id) {
+                    Some(Ok(identity)) => identity,
+                    Some(Err(why)) => {
+                        log_refusal(instance, &policy, name, &format!("certificate: {why}"));
+                        return sys::MOSQ_ERR_AUTH;
+                    }
+                    None => return sys::MOSQ_ERR_AUTH,
+                };
+                if cfg.password == PasswordPolicy::Ignore {
+                    // SAFETY: event.client as above; the name is a NUL-free valid string.
+                    return match unsafe { instance.broker.set_client_username(event.client, &identity.name) } {
+                        true => sys::MOSQ_ERR_SUCCESS,
+                        false => sys::MOSQ_ERR_AUTH,
+                    };
+                }
+                if username != Some(identity.name.as_str()) {
+                    log_refusal(instance, &policy, name, &format!(
+                        "username must equal the certificate identity \"{}\"", identity.name));
+                    return sys::MOSQ_ERR_AUTH;
+                }
+                name = username.unwrap_or_default();
+            }
+        }
+        if policy.passwd.is_none() {
+            return sys::MOSQ_ERR_PLUGIN_DEFER;
+        }
         let pending = match policy.begin_auth(&instance.cache, username, password) {
             AuthStep::Done(outcome) => return answer(instance, &policy, name, outcome),
             AuthStep::Verify(pending) => pending,

@@ -12,7 +12,6 @@ pub(crate) type Callback = unsafe extern "C" fn(c_int, *mut c_void, *mut c_void)
 type LogPrintf = unsafe extern "C" fn(c_int, *const c_char, ...);
 type ClientStr = unsafe extern "C" fn(*const mosquitto) -> *const c_char;
 type SetUsername = unsafe extern "C" fn(*mut mosquitto, *const c_char) -> c_int;
-type KickByUsername = unsafe extern "C" fn(*const c_char, bool) -> c_int;
 type ClientCertificate = unsafe extern "C" fn(*const mosquitto) -> *mut c_void;
 type CallbackRegister = unsafe extern "C" fn(
     *mut mosquitto_plugin_id_t,
@@ -40,8 +39,7 @@ pub(crate) struct Broker {
     log_printf: LogPrintf,
     client_id: ClientStr,
     client_username: ClientStr,
-    pub(crate) set_username: SetUsername,
-    pub(crate) kick_client_by_username: KickByUsername,
+    set_username: SetUsername,
     pub(crate) client_certificate: ClientCertificate,
     callback_register: CallbackRegister,
     callback_unregister: CallbackUnregister,
@@ -79,7 +77,6 @@ impl Broker {
             client_id: required!(c"mosquitto_client_id"),
             client_username: required!(c"mosquitto_client_username"),
             set_username: required!(c"mosquitto_set_username"),
-            kick_client_by_username: required!(c"mosquitto_kick_client_by_username"),
             client_certificate: required!(c"mosquitto_client_certificate"),
             callback_register: required!(c"mosquitto_callback_register"),
             callback_unregister: required!(c"mosquitto_callback_unregister"),
@@ -154,6 +151,18 @@ impl Broker {
         unsafe {
             (self.callback_unregister)(identifier, event as c_int, Some(callback), std::ptr::null())
         }
+    }
+
+    /// Sets the client's username (ACL `user` blocks and `%u` then see it).
+    ///
+    /// # Safety
+    /// `client` must be the client of the current callback.
+    pub(crate) unsafe fn set_client_username(&self, client: *mut mosquitto, name: &str) -> bool {
+        let Ok(name) = std::ffi::CString::new(name) else {
+            return false;
+        };
+        // SAFETY: per the function contract; the broker copies the name.
+        unsafe { (self.set_username)(client, name.as_ptr()) == 0 }
     }
 
     /// Whether this broker can answer basic auth later (Mosquitto 2.1).

@@ -64,7 +64,7 @@ impl Instance {
     pub(crate) fn register_callbacks(&mut self) -> Result<(), u32> {
         let policy = self.policy.load();
         let mut wanted: Vec<(u32, Callback)> = vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
-        if policy.passwd.is_some() {
+        if policy.passwd.is_some() || policy.config.identity.is_some() {
             wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
             if self.broker.can_delay_auth() {
                 match VerifyPool::new(VERIFY_THREADS) {

@@ -6,6 +6,7 @@ mod acl;
 mod auth;
 pub(crate) mod boundary;
 mod broker;
+mod cert;
 mod instance;
 mod reload;
 mod sys;

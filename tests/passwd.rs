@@ -101,7 +101,8 @@ fn comments_whitespace_and_crlf() {
 #[test]
 fn refused_lines_name_their_line() {
     let good = "alice:$7$101$RKoC2V5B46k44pmS$FZVOkQea3OtVvX/Btq+3SsLcx9tRXF2QO9JbjOEjzAXfiUor7cssF52nC5NS9xQAEca5BEfuyQPBJ0hJUnC9ag==\n";
-    let cases: Vec<(String, fn(&PasswdError) -> bool)> = vec![
+    type Expect = fn(&PasswdError) -> bool;
+    let cases: Vec<(String, Expect)> = vec![
         (format!("{good}justaname\n"), |e| *e == PasswdError::MissingColon),
         (format!("{good}bob:\n"), |e| matches!(e, PasswdError::EmptyHash(_))),
         (format!("{good}bob:   \n"), |e| matches!(e, PasswdError::EmptyHash(_))),

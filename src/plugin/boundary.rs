@@ -16,6 +16,9 @@ macro_rules! ffi_guarded {
         $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty, on_panic = $fail:expr, $body:block
     ) => {
         $(#[$meta])*
+        ///
+        /// # Safety
+        /// Called by the broker, with the arguments its plugin API documents.
         $vis unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             $crate::plugin::boundary::guard($fail, || $body)
         }

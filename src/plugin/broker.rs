@@ -56,11 +56,11 @@ fn lookup(name: &CStr) -> Option<*mut c_void> {
 }
 
 macro_rules! required {
-    ($name:literal) => {
+    ($name:literal, $ty:ty) => {
         match lookup($name) {
             // SAFETY: the symbol is the broker's exported function of this name, whose C
             // signature the type alias mirrors (mosquitto_broker.h).
-            Some(symbol) => unsafe { std::mem::transmute::<*mut c_void, _>(symbol) },
+            Some(symbol) => unsafe { std::mem::transmute::<*mut c_void, $ty>(symbol) },
             None => return Err($name),
         }
     };
@@ -73,13 +73,13 @@ impl Broker {
             // SAFETY: as in `required!`; signature from Mosquitto 2.1's broker.h.
             .map(|symbol| unsafe { std::mem::transmute::<*mut c_void, SetInfo>(symbol) });
         Ok(Broker {
-            log_printf: required!(c"mosquitto_log_printf"),
-            client_id: required!(c"mosquitto_client_id"),
-            client_username: required!(c"mosquitto_client_username"),
-            set_username: required!(c"mosquitto_set_username"),
-            client_certificate: required!(c"mosquitto_client_certificate"),
-            callback_register: required!(c"mosquitto_callback_register"),
-            callback_unregister: required!(c"mosquitto_callback_unregister"),
+            log_printf: required!(c"mosquitto_log_printf", LogPrintf),
+            client_id: required!(c"mosquitto_client_id", ClientStr),
+            client_username: required!(c"mosquitto_client_username", ClientStr),
+            set_username: required!(c"mosquitto_set_username", SetUsername),
+            client_certificate: required!(c"mosquitto_client_certificate", ClientCertificate),
+            callback_register: required!(c"mosquitto_callback_register", CallbackRegister),
+            callback_unregister: required!(c"mosquitto_callback_unregister", CallbackUnregister),
             version: if set_info.is_some() {
                 BrokerVersion::V2_1
             } else {

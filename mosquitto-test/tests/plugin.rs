@@ -1,0 +1,357 @@
+//! Plugin-only behaviour: argon2id, reload with broken files (last known good policy),
+//! `check_subscribe`, and the plugin without files.
+
+use mosquitto_test::*;
+use Scheme::*;
+
+const PROTOS: [Proto; 2] = [Proto::V311, Proto::V5];
+
+fn connect(b: &Broker, opts: ConnectOpts) -> Client {
+    Client::connect(b.port(), &opts)
+        .unwrap_or_else(|e| panic!("connect {opts:?} refused: {e:?}; broker log:\n{}", b.log()))
+}
+
+#[test]
+fn argon2id_logins() {
+    let pw = passwd_file(&[("carol", "argon-pw", Argon2id), ("alice", "pa", Pbkdf2)]);
+    let b = BrokerConfig::new(Mode::Plugin).password_file(pw).start();
+    for p in PROTOS {
+        let code = |u: &str, pw: &str| {
+            Client::connack_code(b.port(), &ConnectOpts::new(p, "c").login(u, pw))
+        };
+        assert_eq!(code("carol", "argon-pw"), Some(0), "log:\n{}", b.log());
+        assert_eq!(code("carol", "argon-pw "), Some(not_authorised(p)));
+        assert_eq!(code("carol", ""), Some(not_authorised(p)));
+        assert_eq!(code("alice", "pa"), Some(0));
+    }
+}
+
+#[test]
+fn load_log_line_has_counts_and_no_secrets() {
+    let pw_line = passwd_line("alice", "pa", Pbkdf2);
+    let b = BrokerConfig::new(Mode::Plugin)
+        .password_file(format!("{pw_line}\n"))
+        .acl_file("user alice\ntopic read a/#\npattern read p/%c\n")
+        .start();
+    let log = b.log();
+    let hash = pw_line.split_once(':').unwrap().1;
+    assert!(!log.contains(hash), "log contains the hash:\n{log}");
+    assert!(
+        log.contains(&b.dir().join("acl").display().to_string())
+            && log.contains(&b.dir().join("passwd").display().to_string()),
+        "load line does not name the files:\n{log}"
+    );
+}
+
+/// A broken ACL on SIGHUP keeps the whole previous policy and logs file:line; a fixed ACL
+/// afterwards takes effect.
+#[test]
+fn reload_broken_acl_keeps_previous_policy() {
+    let pw = passwd_file(&[("alice", "pa", Pbkdf2), ("spy", "ps", Pbkdf2)]);
+    let mut b = BrokerConfig::new(Mode::Plugin)
+        .password_file(pw)
+        .acl_file("user alice\ntopic readwrite a/#\nuser spy\ntopic read #\n")
+        .start();
+    for p in PROTOS {
+        let _ = p;
+    }
+    let mut alice = connect(&b, ConnectOpts::v5("alice").login("alice", "pa"));
+    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
+    spy.subscribe("#", 0);
+
+    b.write_acl("user alice\ntopic readwrite a/#\ntopic readwrite x/#\nbogus line\nuser spy\ntopic read #\n");
+    b.reload();
+    assert!(b.is_running());
+    assert!(
+        b.log_names_line("acl", 4),
+        "reload error does not name acl:4; log:\n{}",
+        b.log()
+    );
+    assert!(alice.is_connected(), "alice was disconnected by the reload");
+    alice.publish("a/1", b"allowed", 0, false);
+    assert_eq!(alice.publish("x/1", b"forbidden", 1, false), Some(0x87));
+    alice.sync();
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(
+        got,
+        vec!["a/1=allowed"],
+        "old policy not enforced after a broken reload"
+    );
+    // New connections too.
+    let mut alice2 = connect(&b, ConnectOpts::v311("alice2").login("alice", "pa"));
+    alice2.publish("x/2", b"forbidden", 0, false);
+    alice2.sync();
+    assert!(spy.drain().is_empty());
+
+    // Fix the file: the new rule takes effect.
+    b.write_acl("user alice\ntopic readwrite a/#\ntopic readwrite x/#\nuser spy\ntopic read #\n");
+    b.reload();
+    alice.publish("x/3", b"now-allowed", 0, false);
+    alice.sync();
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(got, vec!["x/3=now-allowed"]);
+}
+
+/// A broken or missing password file on SIGHUP keeps the previous users: connected clients stay
+/// (Mosquitto re-authenticates every client on SIGHUP) and new logins still work.
+#[test]
+fn reload_broken_password_file_keeps_previous_users() {
+    let good = passwd_file(&[("alice", "pa", Pbkdf2), ("bob", "pb", Sha512)]);
+    let mut b = BrokerConfig::new(Mode::Plugin)
+        .password_file(&good)
+        .acl_file("user alice\ntopic readwrite #\nuser bob\ntopic readwrite #\n")
+        .start();
+    let mut alice = connect(&b, ConnectOpts::v5("alice").login("alice", "pa"));
+
+    // Line 2 has no hash; the new file would also have dropped bob.
+    b.write_passwd(format!(
+        "{}\nmallory:\n",
+        passwd_line("alice", "other", Pbkdf2)
+    ));
+    b.reload();
+    assert!(b.is_running());
+    assert!(
+        b.log_names_line("passwd", 2),
+        "reload error does not name passwd:2; log:\n{}",
+        b.log()
+    );
+    assert!(
+        alice.is_connected(),
+        "alice was disconnected by a broken reload"
+    );
+    for p in PROTOS {
+        let code = |u: &str, pw: &str| {
+            Client::connack_code(b.port(), &ConnectOpts::new(p, "n").login(u, pw))
+        };
+        assert_eq!(code("alice", "pa"), Some(0));
+        assert_eq!(code("bob", "pb"), Some(0));
+        assert_eq!(code("alice", "other"), Some(not_authorised(p)));
+        assert_eq!(code("mallory", ""), Some(not_authorised(p)));
+    }
+
+    // A missing file: same.
+    std::fs::remove_file(b.dir().join("passwd")).unwrap();
+    b.reload();
+    assert!(b.is_running());
+    assert!(alice.is_connected());
+    assert_eq!(
+        Client::connack_code(b.port(), &ConnectOpts::v311("n2").login("bob", "pb")),
+        Some(0)
+    );
+}
+
+/// A missing ACL file on SIGHUP keeps the previous ACL (Mosquitto 2.0 would fail open).
+#[test]
+fn reload_missing_acl_keeps_previous_policy() {
+    let mut b = BrokerConfig::new(Mode::Plugin)
+        .allow_anonymous(true)
+        .acl_file("topic readwrite anon/#\n")
+        .start();
+    let mut c = connect(&b, ConnectOpts::v311("c"));
+    c.subscribe("#", 0);
+    std::fs::remove_file(b.dir().join("acl")).unwrap();
+    b.reload();
+    assert!(b.is_running());
+    assert!(b.log().contains("acl"), "log:\n{}", b.log());
+    c.publish("anon/1", b"ok", 0, false);
+    c.publish("other/1", b"no", 0, false);
+    let got: Vec<String> = c.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(got, vec!["anon/1=ok"]);
+}
+
+const SUB_ACL: &str = "user alice\n\
+                       topic read sensors/own/#\n\
+                       topic readwrite alice/#\n\
+                       topic deny alice/secret\n\
+                       user root\n\
+                       topic readwrite #\n";
+
+fn check_subscribe_broker() -> Broker {
+    let pw = passwd_file(&[("alice", "pa", Pbkdf2), ("root", "pr", Pbkdf2)]);
+    BrokerConfig::new(Mode::Plugin)
+        .password_file(pw)
+        .acl_file(SUB_ACL)
+        .toml("[acl]\ncheck_subscribe = true\n")
+        .start()
+}
+
+/// `check_subscribe = true`: filters the client cannot read are refused with SUBACK 0x80
+/// (v3.1.1) / 0x87 (v5); readable ones are granted.
+#[test]
+fn check_subscribe_refuses_unreadable_filters() {
+    let b = check_subscribe_broker();
+    for p in PROTOS {
+        let mut alice = connect(
+            &b,
+            ConnectOpts::new(p, format!("alice-{p}")).login("alice", "pa"),
+        );
+        let d = suback_denied(p);
+        let cases: &[(&str, u8, u8)] = &[
+            ("#", 0, d),
+            ("sensors/#", 0, d),
+            ("other/x", 1, d),
+            ("$SYS/#", 0, d),
+            ("sensors/own/#", 1, 1),
+            ("sensors/own/x", 0, 0),
+            ("sensors/own/+/y", 1, 1),
+            ("alice/#", 0, 0),
+            ("alice/secret", 0, d),
+        ];
+        let mut problems = Vec::new();
+        for (filter, qos, want) in cases {
+            let got = alice.subscribe(filter, *qos);
+            if got != vec![*want] {
+                problems.push(format!(
+                    "{p} {filter}: expected 0x{want:02x}, got {got:02x?}"
+                ));
+            }
+        }
+        // Several filters in one SUBSCRIBE get one code each.
+        let got = alice.subscribe_many(&[("#", 1), ("sensors/own/t", 1), ("x/y", 0)]);
+        if got != vec![d, 1, d] {
+            problems.push(format!(
+                "{p} multi: expected [{d:#x}, 1, {d:#x}], got {got:02x?}"
+            ));
+        }
+        assert!(
+            problems.is_empty(),
+            "{}\nlog:\n{}",
+            problems.join("\n"),
+            b.log()
+        );
+
+        // A granted subscription still gets only readable topics; a refused one gets nothing.
+        let mut root = connect(
+            &b,
+            ConnectOpts::new(p, format!("root-{p}")).login("root", "pr"),
+        );
+        root.publish("sensors/own/t", b"1", 0, false);
+        root.publish("sensors/other/t", b"2", 0, false);
+        root.publish("alice/secret", b"3", 0, false);
+        root.publish("alice/ok", b"4", 0, false);
+        root.sync();
+        let mut got: Vec<String> = alice.drain().iter().map(|m| m.topic.clone()).collect();
+        got.sort();
+        got.dedup();
+        assert_eq!(got, vec!["alice/ok", "sensors/own/t"]);
+        // root may subscribe to anything but $SYS (`#` does not cover `$SYS`).
+        assert_eq!(root.subscribe("#", 0), vec![0]);
+        assert_eq!(root.subscribe("$SYS/#", 0), vec![d]);
+        alice.disconnect();
+        root.disconnect();
+    }
+}
+
+/// `check_subscribe` uses coverage: a filter is granted only when one read rule covers every
+/// topic it can match (the README's rule; the issue's own example refuses `#` to a client that
+/// may read only `sensors/own/#`). `sensors/+/x` also matches unreadable topics: refused.
+#[test]
+fn check_subscribe_refuses_partially_readable_filters() {
+    let b = check_subscribe_broker();
+    for p in PROTOS {
+        let d = suback_denied(p);
+        let mut alice = connect(
+            &b,
+            ConnectOpts::new(p, format!("alice-{p}")).login("alice", "pa"),
+        );
+        assert_eq!(
+            alice.subscribe("sensors/+/x", 0),
+            vec![d],
+            "{p}: a filter reaching unreadable topics was granted"
+        );
+        assert_eq!(alice.subscribe("sensors/own/x", 0), vec![0], "{p}");
+    }
+}
+
+/// Without `check_subscribe` the plugin grants every subscription, as Mosquitto does.
+#[test]
+fn subscriptions_granted_by_default() {
+    let pw = passwd_file(&[("alice", "pa", Pbkdf2)]);
+    let b = BrokerConfig::new(Mode::Plugin)
+        .password_file(pw)
+        .acl_file(SUB_ACL)
+        .start();
+    for p in PROTOS {
+        let mut alice = connect(
+            &b,
+            ConnectOpts::new(p, format!("a-{p}")).login("alice", "pa"),
+        );
+        assert_eq!(alice.subscribe("#", 1), vec![1]);
+        assert_eq!(alice.subscribe("$SYS/#", 0), vec![0]);
+        assert_eq!(alice.subscribe("alice/secret", 0), vec![0]);
+    }
+}
+
+/// The plugin with no options registers nothing: allow_anonymous decides, everything allowed.
+#[test]
+fn plugin_without_files_changes_nothing() {
+    let b = BrokerConfig::new(Mode::Plugin)
+        .allow_anonymous(true)
+        .start();
+    let mut c = connect(&b, ConnectOpts::v5("c").login("whoever", "whatever"));
+    assert_eq!(c.subscribe("#", 0), vec![0]);
+    assert_eq!(c.publish("x/y", b"1", 1, false), Some(0));
+    assert_eq!(c.drain().len(), 1);
+    let b2 = BrokerConfig::new(Mode::Plugin)
+        .allow_anonymous(false)
+        .start();
+    assert_eq!(
+        Client::connack_code(b2.port(), &ConnectOpts::v311("c").login("whoever", "x")),
+        Some(5)
+    );
+}
+
+/// `per_listener_settings true`: each listener loads its own instance of the plugin (the same
+/// .so, `mosquitto_plugin_init` called twice) with its own ACL; decisions must not leak between
+/// instances. Compared with built-in per-listener `acl_file`.
+#[test]
+fn per_listener_instances_are_independent() {
+    let acl1 = "topic readwrite one/#\n";
+    let acl2 = "topic readwrite two/#\n";
+    let mut results = Vec::new();
+    for mode in [Mode::Builtin, Mode::Plugin] {
+        let port2 = mosquitto_test::broker::free_port();
+        let security = |file: &str| match mode {
+            Mode::Builtin => format!("acl_file {{dir}}/{file}\n"),
+            Mode::Plugin => format!("plugin {{plugin}}\nplugin_opt_acl_file {{dir}}/{file}\n"),
+        };
+        let conf = format!(
+            "{}listener {port2} 127.0.0.1\nallow_anonymous true\n{}",
+            security("acl1"),
+            security("acl2")
+        );
+        // Built-in mode: the BrokerConfig adds nothing but allow_anonymous (false is overridden
+        // per listener above); all security lines come from `conf`.
+        let b = BrokerConfig::new(Mode::Builtin)
+            .prelude("per_listener_settings true")
+            .allow_anonymous(true)
+            .file("acl1", acl1)
+            .file("acl2", acl2)
+            .extra(&conf)
+            .start();
+        let mut observed = Vec::new();
+        for (port, name) in [(b.port(), "l1"), (port2, "l2")] {
+            let mut c = Client::connect(port, &ConnectOpts::v311(name))
+                .unwrap_or_else(|e| panic!("{mode} {name}: {e:?}; log:\n{}", b.log()));
+            c.subscribe("#", 0);
+            c.publish("one/x", b"1", 0, false);
+            c.publish("two/x", b"2", 0, false);
+            let got: Vec<String> = c.drain().iter().map(Msg::to_string).collect();
+            observed.push(got);
+        }
+        if mode == Mode::Plugin {
+            let log = b.log();
+            assert!(
+                log.contains("acl1") && log.contains("acl2"),
+                "both instances should log their load line:\n{log}"
+            );
+        }
+        results.push(observed);
+    }
+    assert_eq!(
+        results[0],
+        vec![vec!["one/x=1".to_string()], vec!["two/x=2".to_string()]],
+        "built-in"
+    );
+    assert_eq!(results[1], results[0], "plugin differs from built-in");
+}

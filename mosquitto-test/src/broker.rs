@@ -33,6 +33,54 @@ pub fn mosquitto_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/mosquitto"))
 }
 
+/// A Debian tree holding another Mosquitto version (made by `debootstrap`), given by
+/// `MQTTGUARD_MOSQUITTO_ROOT`: brokers then run as `chroot ROOT mosquitto`, with their files
+/// under `ROOT/tmp`. Clients still connect to 127.0.0.1 (a chroot shares the network).
+pub fn chroot_root() -> Option<PathBuf> {
+    std::env::var_os("MQTTGUARD_MOSQUITTO_ROOT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// A fresh temp dir for a broker's files: inside the chroot tree when there is one.
+fn broker_tempdir() -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("mqttguard-e2e-");
+    match chroot_root() {
+        Some(root) => builder.tempdir_in(root.join("tmp")),
+        None => builder.tempdir(),
+    }
+    .expect("create temp dir")
+}
+
+/// The path under which the broker sees a host path (the same path without a chroot).
+pub fn broker_path(host: &Path) -> PathBuf {
+    match chroot_root() {
+        Some(root) => match host.strip_prefix(&root) {
+            Ok(inside) => Path::new("/").join(inside),
+            Err(_) => host.to_path_buf(),
+        },
+        None => host.to_path_buf(),
+    }
+}
+
+/// The plugin as the broker loads it: copied once into the chroot tree when there is one.
+fn broker_plugin_path() -> PathBuf {
+    static COPIED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    match chroot_root() {
+        None => plugin_path(),
+        Some(root) => COPIED
+            .get_or_init(|| {
+                let dir = root.join("opt/mqttguard-test");
+                fs::create_dir_all(&dir).expect("create plugin dir in the chroot");
+                let dest = dir.join(format!("libmqttguard-{}.so", std::process::id()));
+                fs::copy(plugin_path(), &dest).expect("copy the plugin into the chroot");
+                broker_path(&dest)
+            })
+            .clone(),
+    }
+}
+
 /// How long to wait for a broker to start, to exit, or to process a reload.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -209,24 +257,24 @@ impl BrokerConfig {
                     "plugin options given for a built-in broker"
                 );
                 if let Some(p) = pw {
-                    writeln!(body, "password_file {}", p.display()).unwrap();
+                    writeln!(body, "password_file {}", broker_path(&p).display()).unwrap();
                 }
                 if let Some(p) = acl {
-                    writeln!(body, "acl_file {}", p.display()).unwrap();
+                    writeln!(body, "acl_file {}", broker_path(&p).display()).unwrap();
                 }
             }
             Mode::Plugin => {
-                writeln!(body, "plugin {}", plugin_path().display()).unwrap();
+                writeln!(body, "plugin {}", broker_plugin_path().display()).unwrap();
                 if let Some(p) = pw {
-                    writeln!(body, "plugin_opt_password_file {}", p.display()).unwrap();
+                    writeln!(body, "plugin_opt_password_file {}", broker_path(&p).display()).unwrap();
                 }
                 if let Some(p) = acl {
-                    writeln!(body, "plugin_opt_acl_file {}", p.display()).unwrap();
+                    writeln!(body, "plugin_opt_acl_file {}", broker_path(&p).display()).unwrap();
                 }
                 if let Some(t) = &self.toml {
                     let p = dir.join("mqttguard.toml");
                     fs::write(&p, t).expect("write toml");
-                    writeln!(body, "plugin_opt_config {}", p.display()).unwrap();
+                    writeln!(body, "plugin_opt_config {}", broker_path(&p).display()).unwrap();
                 }
                 for (k, v) in &self.extra_plugin_opts {
                     writeln!(body, "plugin_opt_{k} {v}").unwrap();
@@ -236,9 +284,11 @@ impl BrokerConfig {
         for (name, contents) in &self.files {
             fs::write(dir.join(name), contents).expect("write extra file");
         }
-        let mut extra = self.extra_conf.replace("{dir}", &dir.display().to_string());
+        let mut extra = self
+            .extra_conf
+            .replace("{dir}", &broker_path(dir).display().to_string());
         if extra.contains("{plugin}") {
-            extra = extra.replace("{plugin}", &plugin_path().display().to_string());
+            extra = extra.replace("{plugin}", &broker_plugin_path().display().to_string());
         }
         body.push_str(&extra);
         body
@@ -246,20 +296,14 @@ impl BrokerConfig {
 
     /// Starts a broker with this configuration (see [`Broker::start`]).
     pub fn start(&self) -> Broker {
-        let dir = tempfile::Builder::new()
-            .prefix("mqttguard-e2e-")
-            .tempdir()
-            .expect("create temp dir");
+        let dir = broker_tempdir();
         let body = self.write_files(dir.path());
         Broker::start_in(dir, &body, self.mode)
     }
 
     /// Starts a broker that is expected to refuse to start (see [`Broker::start_expect_failure`]).
     pub fn start_expect_failure(&self) -> StartFailure {
-        let dir = tempfile::Builder::new()
-            .prefix("mqttguard-e2e-")
-            .tempdir()
-            .expect("create temp dir");
+        let dir = broker_tempdir();
         let body = self.write_files(dir.path());
         Broker::start_expect_failure_in(dir, &body)
     }
@@ -293,7 +337,7 @@ impl StartFailure {
 
     /// Whether some log line names `<dir>/<file>:<line>` (the `file:line` form mqttguard logs).
     pub fn names_line(&self, file: &str, line: usize) -> bool {
-        let needle = format!("{}:{line}", self.dir.join(file).display());
+        let needle = format!("{}:{line}", broker_path(&self.dir.join(file)).display());
         self.log.lines().any(|l| {
             l.match_indices(&needle).any(|(i, _)| {
                 // not a prefix of a longer number (":3" vs ":30")
@@ -336,9 +380,18 @@ fn spawn(conf: &Path, log: &Path) -> Child {
         .open(log)
         .expect("open log file");
     let err = out.try_clone().expect("dup log file");
-    Command::new(mosquitto_bin())
+    let mut command = match chroot_root() {
+        Some(root) => {
+            let mut c = Command::new("chroot");
+            c.arg(root).arg("/usr/sbin/mosquitto");
+            c
+        }
+        None => Command::new(mosquitto_bin()),
+    };
+    // chroot(1) execs mosquitto, so the child's pid is the broker's.
+    command
         .arg("-c")
-        .arg(conf)
+        .arg(broker_path(conf))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -356,11 +409,8 @@ impl Broker {
     /// accepts connections. Panics, with the log, if it does not come up within
     /// [`START_TIMEOUT`].
     pub fn start(body: &str, mode: Mode) -> Broker {
-        let dir = tempfile::Builder::new()
-            .prefix("mqttguard-e2e-")
-            .tempdir()
-            .expect("create temp dir");
-        let body = body.replace("{dir}", &dir.path().display().to_string());
+        let dir = broker_tempdir();
+        let body = body.replace("{dir}", &broker_path(dir.path()).display().to_string());
         Broker::start_in(dir, &body, mode)
     }
 
@@ -414,11 +464,8 @@ impl Broker {
     /// Starts mosquitto with `body` expecting it to refuse to start; returns its exit status
     /// and log. Panics if it is still running after [`START_TIMEOUT`] (then it is killed).
     pub fn start_expect_failure(body: &str) -> StartFailure {
-        let dir = tempfile::Builder::new()
-            .prefix("mqttguard-e2e-")
-            .tempdir()
-            .expect("create temp dir");
-        let body = body.replace("{dir}", &dir.path().display().to_string());
+        let dir = broker_tempdir();
+        let body = body.replace("{dir}", &broker_path(dir.path()).display().to_string());
         Broker::start_expect_failure_in(dir, &body)
     }
 

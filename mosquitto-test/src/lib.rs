@@ -22,7 +22,7 @@ pub mod client;
 pub mod passwd;
 pub mod scenario;
 
-pub use broker::{plugin_path, Broker, BrokerConfig, Mode, StartFailure};
+pub use broker::{broker_path, chroot_root, plugin_path, Broker, BrokerConfig, Mode, StartFailure};
 pub use client::{codes, Client, ConnectOpts, Msg, Proto, Refused};
 pub use passwd::{argon2id_hash, passwd_file, passwd_line, Scheme};
 pub use scenario::{not_authorised, suback_denied, Action, Obs, PasswdSpec, Scenario, Step};

@@ -37,10 +37,15 @@ fn ok_puback() -> Option<u8> {
 }
 
 fn mosquitto_version_payload() -> String {
-    let out = std::process::Command::new(mosquitto_test::broker::mosquitto_bin())
-        .arg("-h")
-        .output()
-        .expect("run mosquitto -h");
+    let mut command = match mosquitto_test::broker::chroot_root() {
+        Some(root) => {
+            let mut c = std::process::Command::new("chroot");
+            c.arg(root).arg("/usr/sbin/mosquitto");
+            c
+        }
+        None => std::process::Command::new(mosquitto_test::broker::mosquitto_bin()),
+    };
+    let out = command.arg("-h").output().expect("run mosquitto -h");
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let v = text

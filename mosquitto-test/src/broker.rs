@@ -273,6 +273,8 @@ impl BrokerConfig {
                 }
                 if let Some(t) = &self.toml {
                     let p = dir.join("mqttguard.toml");
+                    // `{dir}` in the TOML too (e.g. a revocation list path).
+                    let t = t.replace("{dir}", &broker_path(dir).display().to_string());
                     fs::write(&p, t).expect("write toml");
                     writeln!(body, "plugin_opt_config {}", broker_path(&p).display()).unwrap();
                 }

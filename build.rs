@@ -79,7 +79,8 @@ fn generate(include_dir: &Path, out: &Path) {
         .generate_comments(false);
 
     // bindgen panics when it cannot load libclang; turn that into an actionable message.
-    let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
+    let generated =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
     match generated {
         Ok(Ok(bindings)) => {
             if let Err(e) = bindings.write_to_file(out) {

@@ -87,7 +87,14 @@ fn decisions(c: &mut Criterion) {
 
     let p = policy(10, 1);
     c.bench_function("acl_denied_no_match", |b| {
-        b.iter(|| p.check(black_box(&client), black_box("nowhere/x/y"), Access::Write, false))
+        b.iter(|| {
+            p.check(
+                black_box(&client),
+                black_box("nowhere/x/y"),
+                Access::Write,
+                false,
+            )
+        })
     });
 }
 

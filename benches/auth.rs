@@ -39,7 +39,9 @@ fn verification(c: &mut Criterion) {
         ("argon", b"pw"),
     ] {
         let db = policy.passwd.as_ref().expect("db");
-        group.bench_function(user, |b| b.iter(|| db.verify(black_box(user), black_box(password))));
+        group.bench_function(user, |b| {
+            b.iter(|| db.verify(black_box(user), black_box(password)))
+        });
     }
     group.finish();
 
@@ -48,7 +50,9 @@ fn verification(c: &mut Criterion) {
         let cache = CredentialCache::new();
         policy.authenticate_cached(&cache, Some(user), Some(b"pw"));
         group.bench_function(user, |b| {
-            b.iter(|| policy.authenticate_cached(&cache, black_box(Some(user)), black_box(Some(b"pw"))))
+            b.iter(|| {
+                policy.authenticate_cached(&cache, black_box(Some(user)), black_box(Some(b"pw")))
+            })
         });
     }
     group.finish();

@@ -161,7 +161,10 @@ mod tests {
         c.insert("alice", b"pw", 7, 10);
         assert!(c.hit("alice", b"pw", 7, HOUR));
         assert!(!c.hit("alice", b"pw2", 7, HOUR));
-        assert!(!c.hit("alic", b"epw", 7, HOUR), "no concatenation ambiguity");
+        assert!(
+            !c.hit("alic", b"epw", 7, HOUR),
+            "no concatenation ambiguity"
+        );
         assert!(!c.hit("alice", b"pw", 8, HOUR), "changed line invalidates");
         assert!(!c.hit("alice", b"pw", 7, HOUR), "and the entry is gone");
     }
@@ -172,7 +175,13 @@ mod tests {
         let t0 = Instant::now();
         c.insert_at("a", b"1", 1, 2, t0);
         assert!(c.hit_at("a", b"1", 1, HOUR, t0 + Duration::from_secs(10)));
-        assert!(!c.hit_at("a", b"1", 1, Duration::from_secs(5), t0 + Duration::from_secs(10)));
+        assert!(!c.hit_at(
+            "a",
+            b"1",
+            1,
+            Duration::from_secs(5),
+            t0 + Duration::from_secs(10)
+        ));
         assert!(!c.hit_at("a", b"1", 1, Duration::ZERO, t0));
         c.insert_at("a", b"1", 1, 2, t0);
         c.insert_at("b", b"1", 1, 2, t0);

@@ -109,7 +109,9 @@ pub enum IdentityError {
     Revoked(String),
     #[error("`clientid_separator` must not be empty")]
     EmptySeparator,
-    #[error("invalid revocation entry \"{0}\": expected a hex serial number or a SHA-256 fingerprint")]
+    #[error(
+        "invalid revocation entry \"{0}\": expected a hex serial number or a SHA-256 fingerprint"
+    )]
     BadRevocationEntry(String),
     #[error("revocation list line is not valid UTF-8")]
     RevocationNotUtf8,
@@ -141,16 +143,20 @@ impl IdentityConfig {
     fn accept(&self, value: &str) -> Result<String, IdentityError> {
         let mut v = value;
         if let Some(prefix) = self.strip_prefix.as_deref() {
-            v = v.strip_prefix(prefix).ok_or_else(|| IdentityError::PrefixMismatch {
-                value: value.to_string(),
-                prefix: prefix.to_string(),
-            })?;
+            v = v
+                .strip_prefix(prefix)
+                .ok_or_else(|| IdentityError::PrefixMismatch {
+                    value: value.to_string(),
+                    prefix: prefix.to_string(),
+                })?;
         }
         if let Some(suffix) = self.strip_suffix.as_deref() {
-            v = v.strip_suffix(suffix).ok_or_else(|| IdentityError::SuffixMismatch {
-                value: value.to_string(),
-                suffix: suffix.to_string(),
-            })?;
+            v = v
+                .strip_suffix(suffix)
+                .ok_or_else(|| IdentityError::SuffixMismatch {
+                    value: value.to_string(),
+                    suffix: suffix.to_string(),
+                })?;
         }
         if v.is_empty() {
             return Err(IdentityError::Empty(value.to_string()));
@@ -187,7 +193,9 @@ pub fn identity_from_der(der: &[u8], cfg: &IdentityConfig) -> Result<Identity, I
                 .iter_common_name()
                 .next()
                 .ok_or(IdentityError::MissingField("common name"))?;
-            let text = cn.as_str().map_err(|_| IdentityError::NotUtf8("common name"))?;
+            let text = cn
+                .as_str()
+                .map_err(|_| IdentityError::NotUtf8("common name"))?;
             cfg.accept(text)?
         }
         Source::Subject => cfg.accept(&cert.subject().to_string())?,
@@ -201,7 +209,12 @@ pub fn identity_from_der(der: &[u8], cfg: &IdentityConfig) -> Result<Identity, I
                 .subject_alternative_name()
                 .map_err(|_| IdentityError::BadCertificate)?
                 .ok_or(IdentityError::MissingField(label))?;
-            let mut values = san.value.general_names.iter().filter_map(|g| san_value(cfg.source, g)).peekable();
+            let mut values = san
+                .value
+                .general_names
+                .iter()
+                .filter_map(|g| san_value(cfg.source, g))
+                .peekable();
             if values.peek().is_none() {
                 return Err(IdentityError::MissingField(label));
             }
@@ -228,7 +241,11 @@ fn san_value<'a>(source: Source, name: &GeneralName<'a>) -> Option<&'a str> {
 }
 
 /// Checks the client id against the identity under `cfg.clientid`.
-pub fn check_client_id(cfg: &IdentityConfig, identity: &str, client_id: &str) -> Result<(), IdentityError> {
+pub fn check_client_id(
+    cfg: &IdentityConfig,
+    identity: &str,
+    client_id: &str,
+) -> Result<(), IdentityError> {
     let bound = match cfg.clientid {
         ClientIdPolicy::Any => true,
         ClientIdPolicy::Equal => client_id == identity,
@@ -264,7 +281,8 @@ impl RevocationList {
         let mut list = RevocationList::default();
         for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
             let err = |e| Located::new(file, index + 1, e);
-            let line = std::str::from_utf8(raw).map_err(|_| err(IdentityError::RevocationNotUtf8))?;
+            let line =
+                std::str::from_utf8(raw).map_err(|_| err(IdentityError::RevocationNotUtf8))?;
             let entry = line.split('#').next().unwrap_or_default().trim();
             if entry.is_empty() {
                 continue;
@@ -294,7 +312,8 @@ impl RevocationList {
     }
 
     pub fn is_revoked(&self, identity: &Identity) -> bool {
-        self.serials.contains(&identity.serial_hex) || self.fingerprints.contains(&identity.sha256_hex)
+        self.serials.contains(&identity.serial_hex)
+            || self.fingerprints.contains(&identity.sha256_hex)
     }
 
     pub fn len(&self) -> usize {

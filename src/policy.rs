@@ -153,7 +153,11 @@ impl Policy {
                 LoadError::Identity(Located::new(&file, 0, e))
             };
             id.validate().map_err(at_config)?;
-            revoked = id.revoked.as_deref().map(RevocationList::load).transpose()?;
+            revoked = id
+                .revoked
+                .as_deref()
+                .map(RevocationList::load)
+                .transpose()?;
         }
         Ok(Policy {
             passwd,
@@ -202,7 +206,11 @@ impl Policy {
         let cfg = self.config.identity.as_ref()?;
         Some((|| {
             let identity = identity::identity_from_der(der, cfg)?;
-            if self.revoked.as_ref().is_some_and(|r| r.is_revoked(&identity)) {
+            if self
+                .revoked
+                .as_ref()
+                .is_some_and(|r| r.is_revoked(&identity))
+            {
                 return Err(IdentityError::Revoked(identity.serial_hex));
             }
             identity::check_client_id(cfg, &identity.name, client_id.unwrap_or_default())?;

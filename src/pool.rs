@@ -50,7 +50,9 @@ impl VerifyPool {
 
     /// Queues a job; `false` if the pool is shutting down (the caller then answers itself).
     pub fn submit(&self, job: Job) -> bool {
-        self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok())
+        self.jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok())
     }
 
     /// Takes every finished verification.
@@ -72,8 +74,8 @@ fn worker(queue: &Mutex<Receiver<Job>>, done: &Mutex<Vec<Done>>) {
             return; // the pool was dropped
         };
         // A panicking verification is a failed one.
-        let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.work))
-            .unwrap_or(false);
+        let verified =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.work)).unwrap_or(false);
         if let Ok(mut done) = done.lock() {
             done.push(Done {
                 client_id: job.client_id,
@@ -116,7 +118,13 @@ mod tests {
             std::thread::yield_now();
         }
         done.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-        assert_eq!(done[0], Done { client_id: "boom".into(), verified: false });
+        assert_eq!(
+            done[0],
+            Done {
+                client_id: "boom".into(),
+                verified: false
+            }
+        );
         assert!(done.iter().any(|d| d.client_id == "c4" && d.verified));
         assert!(done.iter().any(|d| d.client_id == "c3" && !d.verified));
         drop(pool);

@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use mqttguard::acl::{
-    Access, AclError, AclPolicy, Client, Decision, Reason, RuleAccess, RuleKind,
-};
+use mqttguard::acl::{Access, AclError, AclPolicy, Client, Decision, Reason, RuleAccess, RuleKind};
 
 fn policy(text: &str) -> AclPolicy {
     AclPolicy::parse(Path::new("acl"), text.as_bytes()).expect("valid ACL")
@@ -81,20 +79,53 @@ fn topic_is_rest_of_line_with_inner_spaces_and_user_names_keep_spaces() {
 
 #[test]
 fn errors_name_their_line() {
-    assert!(matches!(error("topic read a\n  # indented\n"), (2, AclError::InvalidLine)));
-    assert!(matches!(error("\ttopic read a\n"), (1, AclError::InvalidLine)));
-    assert!(matches!(error("topic\tread a\n"), (1, AclError::InvalidLine)));
-    assert!(matches!(error("TOPIC read a\n"), (1, AclError::InvalidLine)));
-    assert!(matches!(error("user a\ndeny a/b\n"), (2, AclError::InvalidLine)));
-    assert!(matches!(error("\n\ntopic foo bar\n"), (3, AclError::InvalidAccess(_))));
+    assert!(matches!(
+        error("topic read a\n  # indented\n"),
+        (2, AclError::InvalidLine)
+    ));
+    assert!(matches!(
+        error("\ttopic read a\n"),
+        (1, AclError::InvalidLine)
+    ));
+    assert!(matches!(
+        error("topic\tread a\n"),
+        (1, AclError::InvalidLine)
+    ));
+    assert!(matches!(
+        error("TOPIC read a\n"),
+        (1, AclError::InvalidLine)
+    ));
+    assert!(matches!(
+        error("user a\ndeny a/b\n"),
+        (2, AclError::InvalidLine)
+    ));
+    assert!(matches!(
+        error("\n\ntopic foo bar\n"),
+        (3, AclError::InvalidAccess(_))
+    ));
     assert!(matches!(error("topic\n"), (1, AclError::EmptyTopic(_))));
-    assert!(matches!(error("pattern   \n"), (1, AclError::EmptyTopic(_))));
+    assert!(matches!(
+        error("pattern   \n"),
+        (1, AclError::EmptyTopic(_))
+    ));
     assert!(matches!(error("user\n"), (1, AclError::MissingUsername)));
     assert!(matches!(error("user   \n"), (1, AclError::MissingUsername)));
-    assert!(matches!(error("topic read a/#/b\n"), (1, AclError::InvalidTopic { .. })));
-    assert!(matches!(error("topic read a+\n"), (1, AclError::InvalidTopic { .. })));
-    assert!(matches!(error("pattern write a/b#\n"), (1, AclError::InvalidTopic { .. })));
-    assert!(matches!(error("topic read a\ntopic read b\0c\n"), (2, AclError::Nul)));
+    assert!(matches!(
+        error("topic read a/#/b\n"),
+        (1, AclError::InvalidTopic { .. })
+    ));
+    assert!(matches!(
+        error("topic read a+\n"),
+        (1, AclError::InvalidTopic { .. })
+    ));
+    assert!(matches!(
+        error("pattern write a/b#\n"),
+        (1, AclError::InvalidTopic { .. })
+    ));
+    assert!(matches!(
+        error("topic read a\ntopic read b\0c\n"),
+        (2, AclError::Nul)
+    ));
     let e = AclPolicy::parse(Path::new("x"), b"topic read \xff\n").expect_err("not utf-8");
     assert_eq!((e.line, e.error), (1, AclError::NotUtf8));
     let shown = AclPolicy::parse(Path::new("/etc/acl"), b"topic foo bar\n")
@@ -156,7 +187,10 @@ fn wildcards_match_as_mqtt() {
     assert!(can(&p, &c, "top", Access::Read));
     assert!(!can(&p, &c, "top/x", Access::Read));
     assert!(can(&p, &c, "d/", Access::Read));
-    assert!(can(&p, &c, "d", Access::Read), "+ matches the one-level topic d");
+    assert!(
+        can(&p, &c, "d", Access::Read),
+        "+ matches the one-level topic d"
+    );
     assert!(!can(&p, &c, "d/x/y", Access::Read));
     assert!(!can(&p, &c, "bx/y", Access::Read));
 }
@@ -194,7 +228,9 @@ fn a_matching_read_rule_does_not_stop_a_write_check() {
 
 #[test]
 fn dollar_topics_need_dollar_rules() {
-    let p = policy("user u\ntopic readwrite #\ntopic read +/x\nuser s\ntopic read $SYS/#\npattern read #\n");
+    let p = policy(
+        "user u\ntopic readwrite #\ntopic read +/x\nuser s\ntopic read $SYS/#\npattern read #\n",
+    );
     let u = user("u", "c");
     assert!(can(&p, &u, "a/b", Access::Read));
     assert!(!can(&p, &u, "$SYS/broker/uptime", Access::Read));
@@ -207,7 +243,8 @@ fn dollar_topics_need_dollar_rules() {
 
 #[test]
 fn patterns_substitute_client_id_and_username() {
-    let p = policy("pattern readwrite dev/%c/#\npattern read users/%u/in\npattern write id-%c-%u/x\n");
+    let p =
+        policy("pattern readwrite dev/%c/#\npattern read users/%u/in\npattern write id-%c-%u/x\n");
     let c = user("bob", "dev1");
     assert!(can(&p, &c, "dev/dev1/t", Access::Write));
     assert!(can(&p, &c, "dev/dev1", Access::Read));
@@ -240,11 +277,26 @@ fn pattern_without_placeholders_is_global() {
 
 #[test]
 fn dangerous_identities_are_refused_by_patterns_but_keep_their_own_rules() {
-    let p = policy("pattern read public/#\npattern readwrite dev/%c/#\nuser x+y\ntopic read own/#\n");
-    for (u, id) in [(Some("a+b"), "c"), (Some("a#b"), "c"), (None, "c+d"), (None, "c#d")] {
-        let c = Client { id: Some(id), username: u };
+    let p =
+        policy("pattern read public/#\npattern readwrite dev/%c/#\nuser x+y\ntopic read own/#\n");
+    for (u, id) in [
+        (Some("a+b"), "c"),
+        (Some("a#b"), "c"),
+        (None, "c+d"),
+        (None, "c#d"),
+    ] {
+        let c = Client {
+            id: Some(id),
+            username: u,
+        };
         let d = p.check(&c, "public/x", Access::Read, false);
-        assert_eq!(d, Decision { allowed: false, reason: Reason::DangerousIdentity });
+        assert_eq!(
+            d,
+            Decision {
+                allowed: false,
+                reason: Reason::DangerousIdentity
+            }
+        );
     }
     // Mosquitto checks the user list first: x+y keeps its grants.
     assert!(can(&p, &user("x+y", "id"), "own/a", Access::Read));
@@ -269,7 +321,13 @@ fn subscribe_and_unsubscribe_are_allowed_by_default() {
     let c = user("u", "c");
     for access in [Access::Subscribe, Access::Unsubscribe] {
         let d = p.check(&c, "#", access, false);
-        assert_eq!(d, Decision { allowed: true, reason: Reason::SubscribeUnchecked });
+        assert_eq!(
+            d,
+            Decision {
+                allowed: true,
+                reason: Reason::SubscribeUnchecked
+            }
+        );
     }
 }
 
@@ -281,7 +339,10 @@ fn checked_subscriptions_need_a_readable_topic() {
     let c = user("u", "d1");
     let sub = |f: &str| p.check(&c, f, Access::Subscribe, true).allowed;
     assert!(!sub("#"));
-    assert!(sub("sensors/own/#"), "a partial deny still filters delivery");
+    assert!(
+        sub("sensors/own/#"),
+        "a partial deny still filters delivery"
+    );
     assert!(sub("sensors/own/t"));
     assert!(!sub("sensors/+/t"), "not every match is readable");
     assert!(!sub("sensors/other/t"));
@@ -306,7 +367,10 @@ fn checked_subscriptions_need_a_readable_topic() {
 fn checked_subscriptions_respect_dollar_topics() {
     let p = policy("user u\ntopic read $SYS/#\ntopic read a\n");
     let c = user("u", "c");
-    assert!(p.check(&c, "$SYS/broker/#", Access::Subscribe, true).allowed);
+    assert!(
+        p.check(&c, "$SYS/broker/#", Access::Subscribe, true)
+            .allowed
+    );
     assert!(!p.check(&c, "#", Access::Subscribe, true).allowed);
     assert!(p.check(&c, "a", Access::Subscribe, true).allowed);
     let q = policy("user u\ntopic read $SYS/#\n");
@@ -319,17 +383,35 @@ fn decisions_name_the_deciding_rule() {
     let p = policy("user u\ntopic read a/#\ntopic deny a/x\ntopic deny a/+\ntopic read a/y\n");
     let c = user("u", "c");
     // Mosquitto meets the last deny first (denies are prepended).
-    assert_eq!(deciding_line(&p, p.check(&c, "a/x", Access::Read, false)), Some(4));
-    assert_eq!(deciding_line(&p, p.check(&c, "a", Access::Read, false)), Some(2));
+    assert_eq!(
+        deciding_line(&p, p.check(&c, "a/x", Access::Read, false)),
+        Some(4)
+    );
+    assert_eq!(
+        deciding_line(&p, p.check(&c, "a", Access::Read, false)),
+        Some(2)
+    );
     let none = p.check(&c, "b", Access::Read, false);
-    assert_eq!(none, Decision { allowed: false, reason: Reason::NoMatch });
+    assert_eq!(
+        none,
+        Decision {
+            allowed: false,
+            reason: Reason::NoMatch
+        }
+    );
 }
 
 #[test]
 fn no_client_id_denies_patterns() {
     let p = policy("pattern read #\n");
-    let c = Client { id: None, username: Some("u") };
-    assert_eq!(p.check(&c, "a", Access::Read, false).reason, Reason::NoClientId);
+    let c = Client {
+        id: None,
+        username: Some("u"),
+    };
+    assert_eq!(
+        p.check(&c, "a", Access::Read, false).reason,
+        Reason::NoClientId
+    );
 }
 
 #[test]
@@ -346,7 +428,17 @@ fn large_policies_compile() {
     }
     let p = policy(&text);
     assert_eq!(p.user_count(), 2000);
-    assert!(can(&p, &user("user1999", "c"), "site/1999/dev9/x", Access::Write));
-    assert!(!can(&p, &user("user1999", "c"), "site/1998/dev9/x", Access::Write));
+    assert!(can(
+        &p,
+        &user("user1999", "c"),
+        "site/1999/dev9/x",
+        Access::Write
+    ));
+    assert!(!can(
+        &p,
+        &user("user1999", "c"),
+        "site/1998/dev9/x",
+        Access::Write
+    ));
     assert!(can(&p, &user("user5", "c"), "p999/c/x", Access::Read));
 }

@@ -16,12 +16,16 @@ fn cert(cn: Option<DnValue>, sans: Vec<SanType>, serial: &[u8]) -> Vec<u8> {
     let ca_key = KeyPair::generate().expect("key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Test CA");
     let ca = ca_params.self_signed(&ca_key).expect("ca");
     let key = KeyPair::generate().expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "Example");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Example");
     if let Some(cn) = cn {
         params.distinguished_name.push(DnType::CommonName, cn);
     }
@@ -66,7 +70,10 @@ fn strip_suffix_match_mismatch_and_empty() {
         Err(IdentityError::SuffixMismatch { .. })
     ));
     let empty = cert(cn(".clients.mqtt.example.com"), vec![], &[1]);
-    assert!(matches!(identity_from_der(&empty, &cfg), Err(IdentityError::Empty(_))));
+    assert!(matches!(
+        identity_from_der(&empty, &cfg),
+        Err(IdentityError::Empty(_))
+    ));
 }
 
 #[test]
@@ -74,7 +81,10 @@ fn forbidden_characters_and_missing_fields() {
     for bad in ["a/b", "a+b", "a#b", "a\0b"] {
         let der = cert(cn(bad), vec![], &[1]);
         assert!(
-            matches!(identity_from_der(&der, &config("")), Err(IdentityError::Forbidden(_))),
+            matches!(
+                identity_from_der(&der, &config("")),
+                Err(IdentityError::Forbidden(_))
+            ),
             "{bad:?}"
         );
     }
@@ -126,7 +136,10 @@ fn subject_alt_names_first_valid_value_wins() {
     let uri_cfg = config("source = \"san_uri\"\nstrip_prefix = \"spiffe://example.com/device/\"");
     assert_eq!(identity_from_der(&der, &uri_cfg).expect("id").name, "dev9");
     let mail_cfg = config("source = \"san_email\"\nstrip_suffix = \"@example.com\"");
-    assert_eq!(identity_from_der(&der, &mail_cfg).expect("id").name, "dev10");
+    assert_eq!(
+        identity_from_der(&der, &mail_cfg).expect("id").name,
+        "dev10"
+    );
     let none_cfg = config("source = \"san_dns\"\nstrip_suffix = \".nowhere\"");
     assert!(matches!(
         identity_from_der(&der, &none_cfg),
@@ -148,13 +161,19 @@ fn client_id_binding() {
     cfg.clientid = ClientIdPolicy::Prefix;
     assert!(check_client_id(&cfg, "dev1", "dev1").is_ok());
     assert!(check_client_id(&cfg, "dev1", "dev1-ui").is_ok());
-    assert!(check_client_id(&cfg, "dev1", "dev10").is_err(), "dev10 is not dev1's");
+    assert!(
+        check_client_id(&cfg, "dev1", "dev10").is_err(),
+        "dev10 is not dev1's"
+    );
     assert!(check_client_id(&cfg, "dev1", "xdev1").is_err());
     cfg.clientid = ClientIdPolicy::Any;
     assert!(check_client_id(&cfg, "dev1", "anything").is_ok());
     let bad = config("clientid = \"prefix\"\nclientid_separator = \"\"");
     assert_eq!(bad.validate(), Err(IdentityError::EmptySeparator));
-    assert!(toml::from_str::<IdentityConfig>("sorce = \"cn\"").is_err(), "unknown key");
+    assert!(
+        toml::from_str::<IdentityConfig>("sorce = \"cn\"").is_err(),
+        "unknown key"
+    );
 }
 
 #[test]
@@ -175,9 +194,11 @@ fn revocation_list_formats_and_matching() {
     )
     .expect("list");
     assert!(list.is_revoked(&id));
-    let by_fingerprint =
-        RevocationList::parse(Path::new("revoked"), id.sha256_hex.to_uppercase().as_bytes())
-            .expect("list");
+    let by_fingerprint = RevocationList::parse(
+        Path::new("revoked"),
+        id.sha256_hex.to_uppercase().as_bytes(),
+    )
+    .expect("list");
     assert!(by_fingerprint.is_revoked(&id));
     let other = RevocationList::parse(Path::new("revoked"), b"0xabd\n").expect("list");
     assert!(!other.is_revoked(&id));

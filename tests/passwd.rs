@@ -40,11 +40,26 @@ fn mosquitto_passwd_vectors_verify() {
     assert_eq!(d.verify("carol", b"C4rol"), Verify::WrongPassword);
     assert_eq!(d.verify("dave", b"long salt pw"), Verify::Ok);
     assert_eq!(d.verify("eve", b"x"), Verify::UnknownUser);
-    assert_eq!(d.scheme("bob"), Some(Scheme::Pbkdf2Sha512 { iterations: 1000, salt_len: 12 }));
-    assert_eq!(d.scheme("dave"), Some(Scheme::Pbkdf2Sha512 { iterations: 1000, salt_len: 64 }));
+    assert_eq!(
+        d.scheme("bob"),
+        Some(Scheme::Pbkdf2Sha512 {
+            iterations: 1000,
+            salt_len: 12
+        })
+    );
+    assert_eq!(
+        d.scheme("dave"),
+        Some(Scheme::Pbkdf2Sha512 {
+            iterations: 1000,
+            salt_len: 64
+        })
+    );
     assert_eq!(d.scheme("carol"), Some(Scheme::Sha512));
     let summary = d.schemes_summary();
-    assert!(summary.contains("$7$ PBKDF2-SHA512 (1000 iterations) x2"), "{summary}");
+    assert!(
+        summary.contains("$7$ PBKDF2-SHA512 (1000 iterations) x2"),
+        "{summary}"
+    );
     assert!(!summary.contains("RKoC2V5B"), "never a hash in the summary");
 }
 
@@ -55,7 +70,14 @@ fn argon2id_round_trip() {
     let d = db(&format!("ann:{phc}\n"));
     assert_eq!(d.verify("ann", ARGON_PW.as_bytes()), Verify::Ok);
     assert_eq!(d.verify("ann", b"argon pW"), Verify::WrongPassword);
-    assert_eq!(d.scheme("ann"), Some(Scheme::Argon2id { m_kib: 19456, t: 2, p: 1 }));
+    assert_eq!(
+        d.scheme("ann"),
+        Some(Scheme::Argon2id {
+            m_kib: 19456,
+            t: 2,
+            p: 1
+        })
+    );
     assert!(d.scheme("ann").is_some_and(Scheme::is_slow));
 }
 
@@ -126,10 +148,16 @@ fn refused_lines_name_their_line() {
         assert_eq!(line, 2, "{text:?}");
         assert!(expected(&e), "{text:?}: {e:?}");
         let shown = format!("{e}");
-        assert!(!shown.contains("FZVOkQea"), "never a hash in an error: {shown}");
+        assert!(
+            !shown.contains("FZVOkQea"),
+            "never a hash in an error: {shown}"
+        );
     }
     let e = PasswordDb::parse(Path::new("/etc/mosquitto/passwd"), b"x:y\n").expect_err("bad");
-    assert!(e.to_string().starts_with("/etc/mosquitto/passwd:1: "), "{e}");
+    assert!(
+        e.to_string().starts_with("/etc/mosquitto/passwd:1: "),
+        "{e}"
+    );
 }
 
 #[test]

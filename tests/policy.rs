@@ -18,8 +18,12 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn options_are_strict() {
-    let ok = Options::from_pairs([("password_file", "/p"), ("acl_file", "/a"), ("config", "/c")])
-        .expect("valid");
+    let ok = Options::from_pairs([
+        ("password_file", "/p"),
+        ("acl_file", "/a"),
+        ("config", "/c"),
+    ])
+    .expect("valid");
     assert_eq!(ok.acl_file.as_deref(), Some(Path::new("/a")));
     assert_eq!(
         Options::from_pairs([("acl_fle", "/a")]),
@@ -38,12 +42,18 @@ fn options_are_strict() {
 
 #[test]
 fn config_rejects_unknown_keys_with_their_line() {
-    let e = Config::parse(Path::new("m.toml"), b"[acl]\ncheck_subscribe = true\nchek = 1\n")
-        .expect_err("unknown key");
+    let e = Config::parse(
+        Path::new("m.toml"),
+        b"[acl]\ncheck_subscribe = true\nchek = 1\n",
+    )
+    .expect_err("unknown key");
     assert_eq!(e.line, 3);
     assert!(matches!(e.error, ConfigError::Toml(_)));
-    let c = Config::parse(Path::new("m.toml"), b"[auth]\ncache_seconds = 0\n[log]\ndenials = \"none\"\n")
-        .expect("valid");
+    let c = Config::parse(
+        Path::new("m.toml"),
+        b"[auth]\ncache_seconds = 0\n[log]\ndenials = \"none\"\n",
+    )
+    .expect("valid");
     assert_eq!(c.auth.cache_seconds, 0);
     assert_eq!(c.auth.cache_entries, 100_000);
     assert!(!c.acl.check_subscribe);
@@ -59,7 +69,10 @@ fn load_errors_name_the_file_and_line() {
     };
     let e = Policy::load(&options).expect_err("broken ACL");
     assert!(matches!(e, LoadError::Acl(_)));
-    assert!(e.to_string().starts_with(&format!("{}:3: ", acl.display())), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("{}:3: ", acl.display())),
+        "{e}"
+    );
 
     let missing = Options {
         password_file: Some(dir.path().join("nope")),
@@ -81,7 +94,11 @@ fn symlinked_files_load() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A Kubernetes ConfigMap mount: file -> ..data/file -> ..2026_11_22/file
     std::fs::create_dir(dir.path().join("..2026_11_22")).expect("dir");
-    write(&dir.path().join("..2026_11_22"), "acl", "topic read public/#\n");
+    write(
+        &dir.path().join("..2026_11_22"),
+        "acl",
+        "topic read public/#\n",
+    );
     std::os::unix::fs::symlink("..2026_11_22", dir.path().join("..data")).expect("link");
     std::os::unix::fs::symlink("..data/acl", dir.path().join("acl")).expect("link");
     let options = Options {
@@ -109,10 +126,22 @@ fn authentication_outcomes_and_cache() {
     let auth = |u: Option<&str>, p: Option<&[u8]>| policy.authenticate_cached(&cache, u, p);
     assert_eq!(auth(None, None), AuthOutcome::Defer);
     assert_eq!(auth(Some(""), Some(b"pw")), AuthOutcome::Defer);
-    assert_eq!(auth(Some("bob"), Some(b"pw")), AuthOutcome::Deny(AuthFailure::UnknownUser));
-    assert_eq!(auth(Some("alice"), None), AuthOutcome::Deny(AuthFailure::NoPassword));
-    assert_eq!(auth(Some("alice"), Some(b"")), AuthOutcome::Deny(AuthFailure::NoPassword));
-    assert_eq!(auth(Some("alice"), Some(b"px")), AuthOutcome::Deny(AuthFailure::WrongPassword));
+    assert_eq!(
+        auth(Some("bob"), Some(b"pw")),
+        AuthOutcome::Deny(AuthFailure::UnknownUser)
+    );
+    assert_eq!(
+        auth(Some("alice"), None),
+        AuthOutcome::Deny(AuthFailure::NoPassword)
+    );
+    assert_eq!(
+        auth(Some("alice"), Some(b"")),
+        AuthOutcome::Deny(AuthFailure::NoPassword)
+    );
+    assert_eq!(
+        auth(Some("alice"), Some(b"px")),
+        AuthOutcome::Deny(AuthFailure::WrongPassword)
+    );
     assert!(cache.is_empty(), "failures are never cached");
     assert_eq!(auth(Some("alice"), Some(b"pw")), AuthOutcome::Allow);
     assert_eq!(cache.len(), 1);
@@ -146,6 +175,12 @@ fn without_a_password_file_everything_defers_and_without_acl_nothing_is_checked(
         policy.authenticate_cached(&cache, Some("x"), Some(b"y")),
         AuthOutcome::Defer
     );
-    let client = mqttguard::acl::Client { id: Some("c"), username: None };
-    assert_eq!(policy.check(&client, "a", mqttguard::acl::Access::Write), None);
+    let client = mqttguard::acl::Client {
+        id: Some("c"),
+        username: None,
+    };
+    assert_eq!(
+        policy.check(&client, "a", mqttguard::acl::Access::Write),
+        None
+    );
 }

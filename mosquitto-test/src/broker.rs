@@ -266,7 +266,12 @@ impl BrokerConfig {
             Mode::Plugin => {
                 writeln!(body, "plugin {}", broker_plugin_path().display()).unwrap();
                 if let Some(p) = pw {
-                    writeln!(body, "plugin_opt_password_file {}", broker_path(&p).display()).unwrap();
+                    writeln!(
+                        body,
+                        "plugin_opt_password_file {}",
+                        broker_path(&p).display()
+                    )
+                    .unwrap();
                 }
                 if let Some(p) = acl {
                     writeln!(body, "plugin_opt_acl_file {}", broker_path(&p).display()).unwrap();

@@ -627,7 +627,8 @@ fn exec(broker: &mut Broker, clients: &mut Vec<(String, Client)>, action: &Actio
                     log.lines()
                         .filter(|l| {
                             l.contains(&prefix)
-                                && (l.contains("closed its connection") || l.contains("disconnected"))
+                                && (l.contains("closed its connection")
+                                    || l.contains("disconnected"))
                         })
                         .count()
                 };

@@ -127,9 +127,9 @@ impl Pki {
     }
 }
 
-/// A broker whose (only) listener requires a client certificate signed by the test CA.
-fn tls_broker(pki: &Pki, passwd: Option<String>, acl: &str, toml: &str) -> Broker {
-    let mut config = BrokerConfig::new(Mode::Plugin)
+/// A plugin broker whose (only) listener requires a client certificate signed by the test CA.
+fn tls_config(pki: &Pki, acl: &str, toml: &str) -> BrokerConfig {
+    BrokerConfig::new(Mode::Plugin)
         .acl_file(acl)
         .toml(toml)
         .file("ca.crt", pki.read("ca.crt"))
@@ -138,11 +138,15 @@ fn tls_broker(pki: &Pki, passwd: Option<String>, acl: &str, toml: &str) -> Broke
         .extra(
             "cafile {dir}/ca.crt\ncertfile {dir}/server.crt\nkeyfile {dir}/server.key\n\
              require_certificate true\n",
-        );
-    if let Some(p) = passwd {
-        config = config.password_file(p);
+        )
+}
+
+fn tls_broker(pki: &Pki, passwd: Option<String>, acl: &str, toml: &str) -> Broker {
+    let config = tls_config(pki, acl, toml);
+    match passwd {
+        Some(p) => config.password_file(p).start(),
+        None => config.start(),
     }
-    config.start()
 }
 
 /// libmosquitto client arguments for a TLS connection with `cert`'s certificate.
@@ -195,7 +199,7 @@ fn delivered(
     publisher: &str,
     topic: &str,
 ) -> bool {
-    let mut sub = Command::new("mosquitto_sub")
+    let sub = Command::new("mosquitto_sub")
         .args(tls_args(b, pki, cert, client_id))
         .args(["-t", filter, "-C", "1", "-W", "5", "-q", "1"])
         .stdout(Stdio::piped())
@@ -405,20 +409,9 @@ fn revoked_certificates_are_refused_and_kicked_on_reload() {
     let pki = Pki::new();
     let serial1 = pki.issue("dev1", "/CN=dev1", None);
     let serial2 = pki.issue("dev2", "/CN=dev2", None);
-    let mut b = {
-        let config = BrokerConfig::new(Mode::Plugin)
-            .acl_file(FLEET_ACL)
-            .toml("[identity]\nrevoked = \"{dir}/revoked\"\n")
-            .file("revoked", format!("# stolen\n{serial1}\n"))
-            .file("ca.crt", pki.read("ca.crt"))
-            .file("server.crt", pki.read("server.crt"))
-            .file("server.key", pki.read("server.key"))
-            .extra(
-                "cafile {dir}/ca.crt\ncertfile {dir}/server.crt\nkeyfile {dir}/server.key\n\
-                 require_certificate true\n",
-            );
-        config.start()
-    };
+    let mut b = tls_config(&pki, FLEET_ACL, "[identity]\nrevoked = \"{dir}/revoked\"\n")
+        .file("revoked", format!("# stolen\n{serial1}\n"))
+        .start();
     assert!(
         !publish(&b, &pki, "dev1", "c1", None, "devices/dev1/t"),
         "revoked at connect"

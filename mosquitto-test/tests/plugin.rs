@@ -368,7 +368,11 @@ fn argon2id_connect_storm_does_not_stop_a_publisher() {
     for i in 0..100 {
         let salt = argon2::password_hash::SaltString::encode_b64(&[i as u8; 16]).expect("salt");
         let phc = argon2::password_hash::PasswordHasher::hash_password(
-            &argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params.clone()),
+            &argon2::Argon2::new(
+                argon2::Algorithm::Argon2id,
+                argon2::Version::V0x13,
+                params.clone(),
+            ),
             format!("pw-{i}").as_bytes(),
             &salt,
         )
@@ -386,13 +390,17 @@ fn argon2id_connect_storm_does_not_stop_a_publisher() {
     let storm: Vec<_> = (0..100)
         .map(|i| {
             std::thread::spawn(move || {
-                let opts = ConnectOpts::v311(format!("dev{i}")).login(format!("dev{i}"), format!("pw-{i}"));
+                let opts = ConnectOpts::v311(format!("dev{i}"))
+                    .login(format!("dev{i}"), format!("pw-{i}"));
                 Client::connack_code(port, &opts)
             })
         })
         .collect();
     for n in 0..200 {
-        assert_eq!(publisher.publish("app/tick", n.to_string().as_bytes(), 1, false), Some(0));
+        assert_eq!(
+            publisher.publish("app/tick", n.to_string().as_bytes(), 1, false),
+            Some(0)
+        );
     }
     publisher.sync();
     let mut got = 0;
@@ -402,7 +410,10 @@ fn argon2id_connect_storm_does_not_stop_a_publisher() {
             None => panic!("only {got} of 200 messages delivered; log:\n{}", b.log()),
         }
     }
-    let codes: Vec<_> = storm.into_iter().map(|t| t.join().expect("thread")).collect();
+    let codes: Vec<_> = storm
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
     assert!(
         codes.iter().all(|c| *c == Some(0)),
         "storm CONNACKs: {codes:?}; log:\n{}",
@@ -427,7 +438,11 @@ fn denied_publish_is_logged_with_the_deciding_rule() {
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !b.log().contains(&want) {
-        assert!(std::time::Instant::now() < deadline, "no {want:?} in:\n{}", b.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {want:?} in:\n{}",
+            b.log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(!b.log().contains("pa\""), "the password never appears");

@@ -121,6 +121,8 @@ mod tests {
         assert!(!Template::parse("%u").expect("t").matches("", &anon));
         let empty = Values::new("", None);
         assert!(!Template::parse("p%c").expect("t").matches("p", &empty));
-        assert!(Template::parse("%x%c").expect("t").matches("%xab", &Values::new("ab", None)));
+        assert!(Template::parse("%x%c")
+            .expect("t")
+            .matches("%xab", &Values::new("ab", None)));
     }
 }

@@ -101,7 +101,9 @@ impl Node {
         let mut levels = filter.split('/').peekable();
         while let Some(level) = levels.next() {
             if level == "#" {
-                node.hash.get_or_insert_with(Terminal::default).add(access, id);
+                node.hash
+                    .get_or_insert_with(Terminal::default)
+                    .add(access, id);
                 return;
             }
             node = if level == "+" {
@@ -119,7 +121,9 @@ impl Node {
                 node.literal.entry(level.into()).or_default()
             };
             if levels.peek().is_none() {
-                node.terminal.get_or_insert_with(Terminal::default).add(access, id);
+                node.terminal
+                    .get_or_insert_with(Terminal::default)
+                    .add(access, id);
             }
         }
     }

@@ -37,8 +37,8 @@ fn random<const N: usize>() -> Result<[u8; N], HashError> {
 pub fn hash_argon2id(password: &[u8]) -> Result<String, HashError> {
     let params = Params::new(ARGON2ID_M_KIB, ARGON2ID_T, ARGON2ID_P, Some(32))
         .map_err(|e| HashError::Argon2(e.to_string()))?;
-    let salt = SaltString::encode_b64(&random::<16>()?)
-        .map_err(|e| HashError::Argon2(e.to_string()))?;
+    let salt =
+        SaltString::encode_b64(&random::<16>()?).map_err(|e| HashError::Argon2(e.to_string()))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password(password, &salt)
         .map(|h| h.to_string())

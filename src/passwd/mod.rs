@@ -90,10 +90,22 @@ pub enum Verify {
 /// A decoded hash, ready to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredHash {
-    Sha512 { salt: Vec<u8>, hash: Vec<u8> },
-    Pbkdf2Sha512 { iterations: u32, salt: Vec<u8>, hash: Vec<u8> },
+    Sha512 {
+        salt: Vec<u8>,
+        hash: Vec<u8>,
+    },
+    Pbkdf2Sha512 {
+        iterations: u32,
+        salt: Vec<u8>,
+        hash: Vec<u8>,
+    },
     /// The PHC string, validated at load.
-    Argon2id { phc: String, m_kib: u32, t: u32, p: u32 },
+    Argon2id {
+        phc: String,
+        m_kib: u32,
+        t: u32,
+        p: u32,
+    },
 }
 
 impl StoredHash {
@@ -294,7 +306,12 @@ fn malformed(user: &str, scheme: &'static str, what: &'static str) -> PasswdErro
     }
 }
 
-fn decode_b64(user: &str, scheme: &'static str, what: &'static str, s: &str) -> Result<Vec<u8>, PasswdError> {
+fn decode_b64(
+    user: &str,
+    scheme: &'static str,
+    what: &'static str,
+    s: &str,
+) -> Result<Vec<u8>, PasswdError> {
     B64.decode(s).map_err(|_| malformed(user, scheme, what))
 }
 
@@ -322,7 +339,13 @@ fn decode_hash(user: &str, text: &str) -> Result<StoredHash, PasswdError> {
             .parse::<u32>()
             .ok()
             .filter(|&n| n >= 1 && iterations.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| malformed(user, "$7$", "iterations must be a whole number of at least 1"))?;
+            .ok_or_else(|| {
+                malformed(
+                    user,
+                    "$7$",
+                    "iterations must be a whole number of at least 1",
+                )
+            })?;
         let salt = decode_b64(user, "$7$", "salt is not base64", salt)?;
         let hash = decode_b64(user, "$7$", "hash is not base64", hash)?;
         check_lengths(user, "$7$", &salt, &hash)?;
@@ -346,9 +369,18 @@ fn decode_hash(user: &str, text: &str) -> Result<StoredHash, PasswdError> {
 }
 
 /// Mosquitto writes 12-byte (2.0) or 64-byte (2.1) salts and 64-byte SHA-512 outputs.
-fn check_lengths(user: &str, scheme: &'static str, salt: &[u8], hash: &[u8]) -> Result<(), PasswdError> {
+fn check_lengths(
+    user: &str,
+    scheme: &'static str,
+    salt: &[u8],
+    hash: &[u8],
+) -> Result<(), PasswdError> {
     if salt.len() != 12 && salt.len() != 64 {
-        return Err(malformed(user, scheme, "salt must decode to 12 or 64 bytes"));
+        return Err(malformed(
+            user,
+            scheme,
+            "salt must decode to 12 or 64 bytes",
+        ));
     }
     if hash.len() != 64 {
         return Err(malformed(user, scheme, "hash must decode to 64 bytes"));

@@ -3,7 +3,7 @@
 use std::ffi::{c_int, c_void};
 
 use super::boundary::ffi_guarded;
-use super::broker::c_str;
+use super::broker::{c_str, event_ref};
 use super::instance::Instance;
 use super::sys;
 use crate::acl::{Access, Client};
@@ -28,7 +28,7 @@ ffi_guarded! {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
         // SAFETY: for MOSQ_EVT_ACL_CHECK the broker passes a mosquitto_evt_acl_check.
-        let Some(event) = (unsafe { (event_data as *const sys::mosquitto_evt_acl_check).as_ref() }) else {
+        let Some(event) = (unsafe { event_ref::<sys::mosquitto_evt_acl_check>(event_data) }) else {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
         // SAFETY: NUL-terminated topic owned by the broker for this call.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::boundary::ffi_guarded;
-use super::broker::{c_bytes, c_str};
+use super::broker::{c_bytes, c_str, event_ref};
 use super::instance::Instance;
 use super::sys;
 use crate::identity::PasswordPolicy;
@@ -20,7 +20,10 @@ const MOSQ_ERR_AUTH_DELAYED: c_int = -5;
 
 fn log_refusal(instance: &Instance, policy: &Policy, username: &str, why: &str) {
     instance.log_denial(policy, || {
-        format!("denied connect for username \"{}\": {why}", username.escape_debug())
+        format!(
+            "denied connect for username \"{}\": {why}",
+            username.escape_debug()
+        )
     });
 }
 
@@ -46,7 +49,7 @@ ffi_guarded! {
             return sys::MOSQ_ERR_AUTH;
         };
         // SAFETY: for MOSQ_EVT_BASIC_AUTH the broker passes a mosquitto_evt_basic_auth.
-        let Some(event) = (unsafe { (event_data as *const sys::mosquitto_evt_basic_auth).as_ref() }) else {
+        let Some(event) = (unsafe { event_ref::<sys::mosquitto_evt_basic_auth>(event_data) }) else {
             return sys::MOSQ_ERR_AUTH;
         };
         // SAFETY: NULL or NUL-terminated strings owned by the broker for this call.

@@ -20,8 +20,12 @@ type CallbackRegister = unsafe extern "C" fn(
     *const c_void,
     *mut c_void,
 ) -> c_int;
-type CallbackUnregister =
-    unsafe extern "C" fn(*mut mosquitto_plugin_id_t, c_int, Option<Callback>, *const c_void) -> c_int;
+type CallbackUnregister = unsafe extern "C" fn(
+    *mut mosquitto_plugin_id_t,
+    c_int,
+    Option<Callback>,
+    *const c_void,
+) -> c_int;
 type CompleteBasicAuth = unsafe extern "C" fn(*const c_char, c_int);
 type SetInfo =
     unsafe extern "C" fn(*mut mosquitto_plugin_id_t, *const c_char, *const c_char) -> c_int;
@@ -193,10 +197,21 @@ impl Broker {
     }
 }
 
-const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-    Ok(v) => v,
-    Err(_) => c"unknown",
-};
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => c"unknown",
+    };
+
+/// Borrows the event structure the broker passes to a callback.
+///
+/// # Safety
+/// `event_data` must be NULL or point to a `T` that outlives `'a` (the broker's event struct
+/// for the event the callback was registered for).
+pub(crate) unsafe fn event_ref<'a, T>(event_data: *mut c_void) -> Option<&'a T> {
+    // SAFETY: per the function contract.
+    unsafe { (event_data as *const T).as_ref() }
+}
 
 /// Borrows a C string from the broker as `&str`.
 ///

@@ -16,7 +16,10 @@ extern "C" {
 ///
 /// # Safety
 /// `client` must be the client of the current callback.
-pub(crate) unsafe fn client_certificate_der(broker: &Broker, client: *const mosquitto) -> Option<Vec<u8>> {
+pub(crate) unsafe fn client_certificate_der(
+    broker: &Broker,
+    client: *const mosquitto,
+) -> Option<Vec<u8>> {
     // SAFETY: per the function contract; the broker returns NULL or a new X509 reference.
     let cert = unsafe { (broker.client_certificate)(client) };
     if cert.is_null() {

@@ -12,8 +12,8 @@ use super::broker::{Broker, BrokerVersion, Callback};
 use super::sys::{self, mosquitto_plugin_id_t};
 use crate::cache::CredentialCache;
 use crate::config::LogLevel;
-use crate::pool::VerifyPool;
 use crate::policy::{Options, Policy};
+use crate::pool::VerifyPool;
 use crate::ratelimit::{Permit, RateLimiter};
 
 /// Threads verifying slow hashes on 2.1: one per core of this project's 2-core machines,
@@ -63,7 +63,8 @@ impl Instance {
     /// only with an ACL file (so the broker behaves as with the built-in option absent).
     pub(crate) fn register_callbacks(&mut self) -> Result<(), u32> {
         let policy = self.policy.load();
-        let mut wanted: Vec<(u32, Callback)> = vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
+        let mut wanted: Vec<(u32, Callback)> =
+            vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
         if policy.passwd.is_some() || policy.config.identity.is_some() {
             wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
             if self.broker.can_delay_auth() {
@@ -87,7 +88,10 @@ impl Instance {
         for (event, callback) in wanted {
             // SAFETY: identifier came from mosquitto_plugin_init; userdata is this instance,
             // which lives until cleanup unregisters these callbacks.
-            let rc = unsafe { self.broker.register(self.identifier, event, callback, userdata) };
+            let rc = unsafe {
+                self.broker
+                    .register(self.identifier, event, callback, userdata)
+            };
             if rc != sys::MOSQ_ERR_SUCCESS {
                 return Err(event);
             }
@@ -139,7 +143,8 @@ impl Instance {
 
     pub(crate) fn log_warnings(&self, policy: &Policy) {
         for warning in policy.warnings(&self.options) {
-            self.broker.log(sys::MOSQ_LOG_WARNING, &format!("warning: {warning}"));
+            self.broker
+                .log(sys::MOSQ_LOG_WARNING, &format!("warning: {warning}"));
         }
     }
 

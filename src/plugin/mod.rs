@@ -43,7 +43,10 @@ ffi_guarded! {
 ///
 /// # Safety
 /// `options` points to `count` valid `mosquitto_opt`, or is NULL with `count` 0.
-unsafe fn read_options<'a>(options: *const mosquitto_opt, count: c_int) -> Option<Vec<(&'a str, &'a str)>> {
+unsafe fn read_options<'a>(
+    options: *const mosquitto_opt,
+    count: c_int,
+) -> Option<Vec<(&'a str, &'a str)>> {
     if options.is_null() || count <= 0 {
         return Some(Vec::new());
     }
@@ -52,7 +55,12 @@ unsafe fn read_options<'a>(options: *const mosquitto_opt, count: c_int) -> Optio
     options
         .iter()
         // SAFETY: keys and values are NUL-terminated strings owned by the broker's config.
-        .map(|o| Some((unsafe { c_str(o.key) }?, unsafe { c_str(o.value) }.unwrap_or(""))))
+        .map(|o| {
+            Some((
+                unsafe { c_str(o.key) }?,
+                unsafe { c_str(o.value) }.unwrap_or(""),
+            ))
+        })
         .collect()
 }
 

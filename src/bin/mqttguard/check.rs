@@ -297,9 +297,13 @@ fn decide(policy: &Policy, query: &Query, password: Option<&str>) -> Answer {
         id: Some(&query.client_id),
         username: query.user.as_deref(),
     };
+    // `--acl` is required, so there is always an ACL; were there none, answer deny.
     let acl = policy
         .check(&client, &query.topic, query.access)
-        .expect("an ACL file is loaded");
+        .unwrap_or(Decision {
+            allowed: false,
+            reason: Reason::NoMatch,
+        });
     let auth = password.map(|p| policy.authenticate(query.user.as_deref(), Some(p.as_bytes())));
     Answer {
         acl,

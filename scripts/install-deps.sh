@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libclang-dev clang
-          pkg-config libssl-dev openssl ca-certificates)
+          pkg-config libssl-dev openssl ca-certificates debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

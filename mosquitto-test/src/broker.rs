@@ -284,6 +284,7 @@ impl BrokerConfig {
                     writeln!(body, "plugin_opt_config {}", broker_path(&p).display()).unwrap();
                 }
                 for (k, v) in &self.extra_plugin_opts {
+                    let v = v.replace("{dir}", &broker_path(dir).display().to_string());
                     writeln!(body, "plugin_opt_{k} {v}").unwrap();
                 }
             }
@@ -406,6 +407,13 @@ fn spawn(conf: &Path, log: &Path) -> Child {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", mosquitto_bin().display()))
 }
 
+/// Whether the broker logged "mosquitto version X running" (2.1 also logs "Info: running
+/// mosquitto as user: …" before loading plugins, which is not it).
+fn logged_running(log: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("mosquitto version") && l.trim_end().ends_with(" running"))
+}
+
 fn read_log(path: &Path) -> String {
     String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
 }
@@ -444,7 +452,7 @@ impl Broker {
                     );
                 }
                 // "running" is logged after every listener is bound; only then is the port ours.
-                if own.contains(" running") && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if logged_running(own) && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Broker {
                         child: Some(child),
                         port,
@@ -490,7 +498,7 @@ impl Broker {
                     started: false,
                 };
             }
-            if read_log(&log_path).contains(" running") {
+            if logged_running(&read_log(&log_path)) {
                 let _ = child.kill();
                 let status = child.wait().expect("wait");
                 return StartFailure {

@@ -109,6 +109,8 @@ pub enum IdentityError {
     Revoked(String),
     #[error("`clientid_separator` must not be empty")]
     EmptySeparator,
+    #[error("`password = \"require\"` needs a password file (plugin_opt_password_file)")]
+    PasswordFileRequired,
     #[error(
         "invalid revocation entry \"{0}\": expected a hex serial number or a SHA-256 fingerprint"
     )]

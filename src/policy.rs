@@ -153,6 +153,9 @@ impl Policy {
                 LoadError::Identity(Located::new(&file, 0, e))
             };
             id.validate().map_err(at_config)?;
+            if id.password == identity::PasswordPolicy::Require && passwd.is_none() {
+                return Err(at_config(IdentityError::PasswordFileRequired));
+            }
             revoked = id
                 .revoked
                 .as_deref()

@@ -262,6 +262,9 @@ fn on_terminal(args: &[&str], answers: &[&str]) -> (i32, String) {
                 .unwrap_or_else(|_| panic!("no prompt {}; terminal showed {shown:?}", i + 1));
             shown.push_str(&String::from_utf8_lossy(&chunk));
         }
+        // The prompt is written just before echo is switched off; type like a person would,
+        // not in the same microsecond (else the terminal itself may still echo the input).
+        std::thread::sleep(Duration::from_millis(200));
         stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
         stdin.flush().unwrap();
     }

@@ -184,3 +184,16 @@ fn without_a_password_file_everything_defers_and_without_acl_nothing_is_checked(
         None
     );
 }
+
+#[test]
+fn password_require_needs_a_password_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(dir.path(), "m.toml", "[identity]\npassword = \"require\"\n");
+    let options = Options {
+        config: Some(config.clone()),
+        ..Options::default()
+    };
+    let e = Policy::load(&options).expect_err("require without passwd");
+    assert!(e.to_string().contains("plugin_opt_password_file"), "{e}");
+    assert!(e.to_string().starts_with(&config.display().to_string()), "{e}");
+}

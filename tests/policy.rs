@@ -195,5 +195,8 @@ fn password_require_needs_a_password_file() {
     };
     let e = Policy::load(&options).expect_err("require without passwd");
     assert!(e.to_string().contains("plugin_opt_password_file"), "{e}");
-    assert!(e.to_string().starts_with(&config.display().to_string()), "{e}");
+    assert!(
+        e.to_string().starts_with(&config.display().to_string()),
+        "{e}"
+    );
 }

@@ -87,9 +87,12 @@ pub(super) struct Node {
 }
 
 /// Splits off the first level of a topic: `("a", Some("b/c"))` for `a/b/c`.
+///
+/// A plain byte scan: topic levels are short, and `str::split_once` would go through the
+/// generic char searcher on this hot path.
 fn split_level(s: &str) -> (&str, Option<&str>) {
-    match s.split_once('/') {
-        Some((level, rest)) => (level, Some(rest)),
+    match s.bytes().position(|b| b == b'/') {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
         None => (s, None),
     }
 }

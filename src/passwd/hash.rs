@@ -1,11 +1,16 @@
 //! Writing and checking hashes: argon2id via the `argon2` crate, `$7$` as `mosquitto_passwd`
 //! writes it.
+//!
+//! argon2id PHC strings are parsed here rather than with `password_hash::PasswordHash`, which
+//! refuses salts longer than 48 bytes: Mosquitto 2.1 writes 64-byte salts.
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
-use base64::engine::general_purpose::STANDARD;
+use argon2::password_hash::SaltString;
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use sha2::Sha512;
+use subtle::ConstantTimeEq;
 
 /// argon2id defaults for new hashes: OWASP's recommendation (19 MiB, 2 passes, 1 lane),
 /// 16-byte salt, 32-byte tag.
@@ -15,6 +20,10 @@ pub const ARGON2ID_P: u32 = 1;
 
 /// Iterations `mosquitto_passwd` 2.1 writes (2.0 wrote 101).
 pub const PBKDF2_DEFAULT_ITERATIONS: u32 = 1000;
+
+/// The largest argon2id memory cost accepted at load, in KiB (2 GiB, RFC 9106's largest
+/// recommendation): a bigger one would make the broker allocate that much on a login.
+pub const ARGON2ID_MAX_M_KIB: u32 = 2 * 1024 * 1024;
 
 /// Why a hash could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +36,21 @@ pub enum HashError {
     Iterations,
 }
 
+/// Standard alphabet; padding optional, as OpenSSL's decoder (Mosquitto's) allows. Anything
+/// outside the alphabet, or non-zero trailing bits, is refused.
+pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 fn random<const N: usize>() -> Result<[u8; N], HashError> {
     let mut bytes = [0u8; N];
     getrandom::getrandom(&mut bytes).map_err(|_| HashError::NoRandomness)?;
     Ok(bytes)
 }
 
-/// An argon2id PHC string with the default parameters above.
+/// An argon2id PHC string with the default parameters above
+/// (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<tag>`).
 pub fn hash_argon2id(password: &[u8]) -> Result<String, HashError> {
     let params = Params::new(ARGON2ID_M_KIB, ARGON2ID_T, ARGON2ID_P, Some(32))
         .map_err(|e| HashError::Argon2(e.to_string()))?;
@@ -45,8 +62,8 @@ pub fn hash_argon2id(password: &[u8]) -> Result<String, HashError> {
         .map_err(|e| HashError::Argon2(e.to_string()))
 }
 
-/// A `$7$` line body exactly as `mosquitto_passwd` writes it: 12-byte salt, 64-byte
-/// PBKDF2-HMAC-SHA512 output, standard base64.
+/// A `$7$` hash exactly as `mosquitto_passwd` writes it (`$7$<iterations>$<salt>$<hash>`):
+/// 12-byte random salt, 64-byte PBKDF2-HMAC-SHA512 output, standard base64 with padding.
 pub fn hash_pbkdf2(password: &[u8], iterations: u32) -> Result<String, HashError> {
     if iterations == 0 {
         return Err(HashError::Iterations);
@@ -61,22 +78,175 @@ pub fn hash_pbkdf2(password: &[u8], iterations: u32) -> Result<String, HashError
     ))
 }
 
-/// (m KiB, t, p) of a valid argon2id PHC string; `None` for anything else.
-pub(crate) fn argon2id_params(phc: &str) -> Option<(u32, u32, u32)> {
-    let parsed = PasswordHash::new(phc).ok()?;
-    if parsed.algorithm.as_str() != "argon2id" {
-        return None;
-    }
-    parsed.hash?;
-    parsed.salt?;
-    let params = Params::try_from(&parsed).ok()?;
-    Some((params.m_cost(), params.t_cost(), params.p_cost()))
+/// A decoded argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Argon2idParts {
+    pub version: u32,
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
 }
 
-/// Verifies with the parameters recorded in the string.
-pub(crate) fn verify_argon2id(phc: &str, password: &[u8]) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
-        Err(_) => false,
+/// Parses `$argon2id$[v=16|19$]m=M,t=T,p=P$<salt>$<tag>` as libargon2's decoder does (the
+/// version may be left out and then means 16; m, t, p in that order, nothing else), then checks
+/// the values the hash function would refuse, so a bad line fails at load and not at login.
+/// The error says what is wrong, never the hash.
+pub(crate) fn parse_argon2id(text: &str) -> Result<Argon2idParts, &'static str> {
+    const SHAPE: &str = "expected $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>";
+    let rest = text.strip_prefix("$argon2id$").ok_or(SHAPE)?;
+    let parts: Vec<&str> = rest.split('$').collect();
+    let (version, params, salt, hash) = match parts[..] {
+        [v, params, salt, hash] if v.starts_with("v=") => {
+            let v = decimal(&v[2..]).ok_or("version is not a number")?;
+            (v, params, salt, hash)
+        }
+        [params, salt, hash] if !params.starts_with("v=") => (0x10, params, salt, hash),
+        _ => return Err(SHAPE),
+    };
+    let version_ok = Version::try_from(version).is_ok();
+    if !version_ok {
+        return Err("version must be 16 or 19");
+    }
+    let mut kv = params.split(',');
+    let mut value = |name: &str| {
+        kv.next()
+            .and_then(|pair| pair.strip_prefix(name))
+            .and_then(|n| n.strip_prefix('='))
+            .and_then(decimal)
+    };
+    let (Some(m_kib), Some(t), Some(p), None) = (value("m"), value("t"), value("p"), kv.next())
+    else {
+        return Err("parameters must be m=<KiB>,t=<passes>,p=<lanes>, in that order");
+    };
+    if m_kib > ARGON2ID_MAX_M_KIB {
+        return Err("memory cost above 2 GiB");
+    }
+    let salt = B64.decode(salt).map_err(|_| "salt is not base64")?;
+    let hash = B64.decode(hash).map_err(|_| "hash is not base64")?;
+    if salt.len() < argon2::MIN_SALT_LEN {
+        return Err("salt must decode to at least 8 bytes");
+    }
+    if Params::new(m_kib, t, p, Some(hash.len())).is_err() {
+        return Err("parameters out of range (t >= 1, 1 <= p < 2^24, m >= 8*p, hash >= 4 bytes)");
+    }
+    Ok(Argon2idParts {
+        version,
+        m_kib,
+        t,
+        p,
+        salt,
+        hash,
+    })
+}
+
+/// A plain decimal: digits only (no sign, no spaces), fitting in u32.
+pub(crate) fn decimal(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Verifies with the parameters recorded in the string; the comparison is constant-time. The
+/// working memory is reserved fallibly, so a failed allocation is a refusal and not an abort.
+pub(crate) fn verify_argon2id(
+    version: u32,
+    (m_kib, t, p): (u32, u32, u32),
+    salt: &[u8],
+    hash: &[u8],
+    password: &[u8],
+) -> bool {
+    let (Ok(params), Ok(version)) = (
+        Params::new(m_kib, t, p, Some(hash.len())),
+        Version::try_from(version),
+    ) else {
+        return false;
+    };
+    let mut blocks: Vec<Block> = Vec::new();
+    if blocks.try_reserve_exact(params.block_count()).is_err() {
+        return false;
+    }
+    blocks.resize(params.block_count(), Block::default());
+    let mut out = vec![0u8; hash.len()];
+    Argon2::new(Algorithm::Argon2id, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut blocks)
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(parts: &Argon2idParts, password: &[u8]) -> bool {
+        let params = (parts.m_kib, parts.t, parts.p);
+        verify_argon2id(parts.version, params, &parts.salt, &parts.hash, password)
+    }
+
+    const V16: &str = "$argon2id$v=16$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI";
+
+    #[test]
+    fn decimal_is_digits_only() {
+        assert_eq!(decimal("101"), Some(101));
+        assert_eq!(decimal("0101"), Some(101));
+        assert_eq!(decimal("4294967295"), Some(u32::MAX));
+        for bad in ["", "+5", "-1", " 5", "5 ", "4294967296", "1e3", "0x10"] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn argon2id_version_may_be_left_out_and_means_16() {
+        let parts = parse_argon2id(V16).unwrap();
+        assert_eq!(
+            (parts.version, parts.m_kib, parts.t, parts.p),
+            (16, 64, 1, 1)
+        );
+        assert!(verify(&parts, b"old"));
+        assert!(!verify(&parts, b"olD"));
+        let bare = V16.replace("v=16$", "");
+        assert_eq!(parse_argon2id(&bare).unwrap(), parts);
+    }
+
+    #[test]
+    fn argon2id_padding_is_optional() {
+        let padded = format!("{V16}=");
+        assert!(verify(&parse_argon2id(&padded).unwrap(), b"old"));
+    }
+
+    #[test]
+    fn argon2id_refusals() {
+        let cases = [
+            ("$argon2id$v=19$m=64,t=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "in that order"),
+            ("$argon2id$v=19$t=1,m=64,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "in that order"),
+            ("$argon2id$v=19$m=64,t=1,p=1,keyid=AAAA$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "in that order"),
+            ("$argon2id$v=19$m=+64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "in that order"),
+            ("$argon2id$v=18$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "version"),
+            ("$argon2id$v=x$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "version"),
+            ("$argon2id$v=19$m=64,t=0,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "out of range"),
+            ("$argon2id$v=19$m=64,t=1,p=9$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "out of range"),
+            ("$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S", "out of range"),
+            ("$argon2id$v=19$m=3000000,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "2 GiB"),
+            ("$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "at least 8"),
+            ("$argon2id$v=19$m=64,t=1,p=1$c29t*XNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI", "salt is not base64"),
+            ("$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukJ", "hash is not base64"),
+            ("$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA", "expected"),
+            ("$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI$", "expected"),
+            ("$argon2id$", "expected"),
+        ];
+        for (text, what) in cases {
+            let e = parse_argon2id(text).expect_err(text);
+            assert!(e.contains(what), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn pbkdf2_output_shape() {
+        let line = hash_pbkdf2(b"pw", 101).unwrap();
+        assert!(line.starts_with("$7$101$"));
+        assert_eq!(line.len(), "$7$101$".len() + 16 + 1 + 88);
+        assert!(matches!(hash_pbkdf2(b"pw", 0), Err(HashError::Iterations)));
     }
 }

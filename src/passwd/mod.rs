@@ -11,36 +11,37 @@ use std::hash::{Hash as _, Hasher};
 use std::path::Path;
 
 use ahash::AHashMap;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
 use crate::error::{LoadError, Located};
+use hash::B64;
 
 /// Why a password file line was refused. Messages never contain a hash or a password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswdError {
     #[error("line has no ':' between username and hash")]
     MissingColon,
-    #[error("line has more than one ':' (usernames cannot contain ':')")]
+    #[error("'#' starts a comment only in the first column; this line is neither a comment nor username:hash")]
+    IndentedComment,
+    #[error("line has more than one ':' (neither usernames nor hashes contain ':')")]
     ExtraColon,
     #[error("empty username")]
     EmptyUsername,
     #[error("username is not valid UTF-8")]
     UsernameNotUtf8,
-    #[error("empty password hash for user \"{0}\"")]
+    #[error("empty password hash for user {0:?}")]
     EmptyHash(String),
-    #[error("unsupported password hash for user \"{0}\": expected $6$, $7$ or $argon2id$ (plain-text passwords are not accepted)")]
+    #[error("unsupported password hash for user {0:?}: expected $6$, $7$ or $argon2id$ (plain-text passwords are not accepted)")]
     UnknownScheme(String),
-    #[error("malformed {scheme} hash for user \"{user}\": {what}")]
+    #[error("malformed {scheme} hash for user {user:?}: {what}")]
     Malformed {
         user: String,
         scheme: &'static str,
         what: &'static str,
     },
-    #[error("user \"{user}\" is already defined on line {first_line}")]
+    #[error("user {user:?} is already defined on line {first_line}")]
     Duplicate { user: String, first_line: usize },
     #[error("NUL byte in the file")]
     Nul,
@@ -65,6 +66,15 @@ impl Scheme {
             Scheme::Sha512 => false,
             Scheme::Pbkdf2Sha512 { iterations, .. } => iterations >= 2000,
             Scheme::Argon2id { .. } => true,
+        }
+    }
+
+    /// The scheme's short name: `sha512`, `pbkdf2-sha512` or `argon2id`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Sha512 => "sha512",
+            Scheme::Pbkdf2Sha512 { .. } => "pbkdf2-sha512",
+            Scheme::Argon2id { .. } => "argon2id",
         }
     }
 
@@ -99,12 +109,16 @@ pub enum StoredHash {
         salt: Vec<u8>,
         hash: Vec<u8>,
     },
-    /// The PHC string, validated at load.
+    /// The PHC string, decoded and validated at load.
     Argon2id {
         phc: String,
         m_kib: u32,
         t: u32,
         p: u32,
+        /// 16 or 19 (0x13).
+        version: u32,
+        salt: Vec<u8>,
+        hash: Vec<u8>,
     },
 }
 
@@ -144,7 +158,15 @@ impl StoredHash {
                 pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, *iterations, &mut out);
                 bool::from(out.as_slice().ct_eq(hash))
             }
-            StoredHash::Argon2id { phc, .. } => hash::verify_argon2id(phc, password),
+            StoredHash::Argon2id {
+                m_kib,
+                t,
+                p,
+                version,
+                salt,
+                hash,
+                ..
+            } => hash::verify_argon2id(*version, (*m_kib, *t, *p), salt, hash, password),
         }
     }
 }
@@ -163,12 +185,6 @@ pub struct PasswordDb {
     users: AHashMap<String, Entry>,
 }
 
-/// OpenSSL's base64 decoder accepts missing padding; so do we, but nothing else.
-const B64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
 fn is_c_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
 }
@@ -186,10 +202,12 @@ impl PasswordDb {
                 continue;
             }
             let Some(colon) = raw.iter().position(|&b| b == b':') else {
-                if raw.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                return Err(err(PasswdError::MissingColon));
+                let mut visible = raw.iter().filter(|&&b| !is_c_space(char::from(b)));
+                return match visible.next() {
+                    None => continue,
+                    Some(b'#') => Err(err(PasswdError::IndentedComment)),
+                    Some(_) => Err(err(PasswdError::MissingColon)),
+                };
             };
             let (name, rest) = (&raw[..colon], &raw[colon + 1..]);
             if rest.contains(&b':') {
@@ -335,10 +353,8 @@ fn decode_hash(user: &str, text: &str) -> Result<StoredHash, PasswdError> {
         else {
             return Err(malformed(user, "$7$", "expected $7$iterations$salt$hash"));
         };
-        let iterations = iterations
-            .parse::<u32>()
-            .ok()
-            .filter(|&n| n >= 1 && iterations.bytes().all(|b| b.is_ascii_digit()))
+        let iterations = hash::decimal(iterations)
+            .filter(|&n| n >= 1)
             .ok_or_else(|| {
                 malformed(
                     user,
@@ -356,13 +372,15 @@ fn decode_hash(user: &str, text: &str) -> Result<StoredHash, PasswdError> {
         });
     }
     if text.starts_with("$argon2id$") {
-        let (m_kib, t, p) = hash::argon2id_params(text)
-            .ok_or_else(|| malformed(user, "argon2id", "not a valid argon2id PHC string"))?;
+        let parts = hash::parse_argon2id(text).map_err(|what| malformed(user, "argon2id", what))?;
         return Ok(StoredHash::Argon2id {
             phc: text.to_string(),
-            m_kib,
-            t,
-            p,
+            m_kib: parts.m_kib,
+            t: parts.t,
+            p: parts.p,
+            version: parts.version,
+            salt: parts.salt,
+            hash: parts.hash,
         });
     }
     Err(PasswdError::UnknownScheme(user.to_string()))
@@ -386,4 +404,53 @@ fn check_lengths(
         return Err(malformed(user, scheme, "hash must decode to 64 bytes"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// mosquitto_passwd 2.0.11, `-b ... alice 'correct horse'`.
+    const ALICE: &str = "$7$101$RKoC2V5B46k44pmS$FZVOkQea3OtVvX/Btq+3SsLcx9tRXF2QO9JbjOEjzAXfiUor7cssF52nC5NS9xQAEca5BEfuyQPBJ0hJUnC9ag==";
+
+    fn parse(text: &[u8]) -> Result<PasswordDb, Located<PasswdError>> {
+        PasswordDb::parse(Path::new("p"), text)
+    }
+
+    #[test]
+    fn c_whitespace_is_trimmed_and_blank_lines_skipped() {
+        // C isspace: space, \t, \n, \v, \f, \r (Rust's is_ascii_whitespace lacks \v).
+        let text = format!("\x0b\x0c\t \r\n\x0balice\x0c:\x0b{ALICE}\x0c\r\n\x0b\n");
+        let db = parse(text.as_bytes()).unwrap();
+        assert_eq!(db.line("alice"), Some(2));
+        assert_eq!(db.verify("alice", b"correct horse"), Verify::Ok);
+    }
+
+    #[test]
+    fn iterations_are_plain_decimals() {
+        let good = parse(format!("a:{ALICE}").replace("$101$", "$0101$").as_bytes()).unwrap();
+        assert_eq!(good.verify("a", b"correct horse"), Verify::Ok);
+        for bad in ["$+101$", "$ 101$", "$101 $", "$-1$", "$4294967296$", "$$"] {
+            let text = format!("a:{ALICE}").replace("$101$", bad);
+            let e = parse(text.as_bytes()).map(|_| ()).unwrap_err();
+            assert!(matches!(e.error, PasswdError::Malformed { .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn usernames_in_messages_are_escaped() {
+        let e = parse(b"al\rice\x1b[31m:plain\n").map(|_| ()).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            !shown.contains('\r') && !shown.contains('\x1b'),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn scheme_names() {
+        let db = parse(format!("a:{ALICE}\n").as_bytes()).unwrap();
+        assert_eq!(db.scheme("a").map(Scheme::name), Some("pbkdf2-sha512"));
+        assert_eq!(Scheme::Sha512.name(), "sha512");
+    }
 }

@@ -222,7 +222,15 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
         return None;
     }
     // SAFETY: per the function contract.
-    unsafe { CStr::from_ptr(ptr) }.to_str().ok()
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    // Topics, client ids and usernames are nearly always ASCII; checking that is cheaper than
+    // full UTF-8 validation on the ACL hot path.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
 }
 
 /// Borrows a C string's bytes (up to its NUL), for passwords, which need not be UTF-8.

@@ -98,15 +98,19 @@ pub(crate) fn parse_argon2id(text: &str) -> Result<Argon2idParts, &'static str> 
     let rest = text.strip_prefix("$argon2id$").ok_or(SHAPE)?;
     let parts: Vec<&str> = rest.split('$').collect();
     let (version, params, salt, hash) = match parts[..] {
-        [v, params, salt, hash] if v.starts_with("v=") => {
-            let v = decimal(&v[2..]).ok_or("version is not a number")?;
-            (v, params, salt, hash)
+        [v, params, salt, hash] => {
+            let v = v.strip_prefix("v=").ok_or(SHAPE)?;
+            (
+                decimal(v).ok_or("version is not a number")?,
+                params,
+                salt,
+                hash,
+            )
         }
         [params, salt, hash] if !params.starts_with("v=") => (0x10, params, salt, hash),
         _ => return Err(SHAPE),
     };
-    let version_ok = Version::try_from(version).is_ok();
-    if !version_ok {
+    if Version::try_from(version).is_err() {
         return Err("version must be 16 or 19");
     }
     let mut kv = params.split(',');

@@ -1,31 +1,40 @@
 //! Client certificate → identity: which certificate field names the client, the rules that
 //! field must satisfy, client-id binding, superusers and revocation. Pure Rust: the plugin
-//! layer only hands over the certificate's DER bytes.
+//! layer only hands over the certificate's DER bytes (see `csrc/cert.c`).
+//!
+//! Order of checks in basic auth (what [`crate::policy::Policy::certificate_identity`] and the
+//! plugin do): [`identity_from_der`] → [`RevocationList::is_revoked`] → [`check_client_id`] →
+//! with `password = "ignore"` set the username to the identity, with `"require"` the client's
+//! username must equal the identity and its password is verified as usual.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+mod revoked;
+mod subject;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::{LoadError, Located};
+pub use revoked::RevocationList;
 
 /// Which certificate field is the identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// The first Common Name of the subject (what `use_identity_as_username` takes).
+    /// The first Common Name of the subject, as Mosquitto's `use_identity_as_username` takes
+    /// it; later CNs are never considered, so a second CN cannot pick a different identity.
     #[default]
     Cn,
     /// The first DNS subjectAltName that satisfies the rules.
     SanDns,
-    /// The first URI subjectAltName that satisfies the rules (use `strip_prefix`).
+    /// The first URI subjectAltName that satisfies the rules (URIs contain `/`, so use
+    /// `strip_prefix`).
     SanUri,
     /// The first e-mail (rfc822Name) subjectAltName that satisfies the rules.
     SanEmail,
-    /// The whole subject, RFC 4514 style (`CN=dev1,O=Example`).
+    /// The whole subject exactly as Mosquitto's `use_subject_as_username` makes it (OpenSSL's
+    /// RFC 2253 form, `CN=dev1,O=Example,C=DE`), so ACL files written for that option keep
+    /// working. Subjects with a multi-valued RDN or a `/` are then refused by the rules.
     Subject,
 }
 
@@ -48,8 +57,11 @@ pub enum ClientIdPolicy {
     Any,
     /// The client id must equal the identity.
     Equal,
-    /// The client id must be the identity, or the identity followed by `clientid_separator`
-    /// and anything (`dev1`, `dev1-ui`).
+    /// The client id must be the identity itself, or the identity followed by
+    /// `clientid_separator` (default `-`) and anything: identity `dev1` may use `dev1` and
+    /// `dev1-ui`, not `dev10`. The binding is only unambiguous if no identity contains the
+    /// separator: otherwise identity `dev` may also use `dev-1`, which is identity `dev-1`'s
+    /// id, and take over its session. Pick a separator your identities never contain.
     Prefix,
 }
 
@@ -62,7 +74,8 @@ pub struct IdentityConfig {
     /// Removed from the start of the value; a value without it is refused.
     #[serde(default)]
     pub strip_prefix: Option<String>,
-    /// Removed from the end of the value; a value without it is refused.
+    /// Removed from the end of the value; a value without it is refused. Compared exactly
+    /// (case-sensitive), like the identity itself in ACL `user` lines.
     #[serde(default)]
     pub strip_suffix: Option<String>,
     #[serde(default)]
@@ -77,42 +90,74 @@ pub struct IdentityConfig {
     pub superusers: Vec<String>,
     /// Revoked certificates: serial numbers or SHA-256 fingerprints, one per line.
     #[serde(default)]
-    pub revoked: Option<PathBuf>,
+    pub revoked: Option<std::path::PathBuf>,
 }
 
 fn default_separator() -> String {
     "-".to_string()
 }
 
-/// Why a certificate, a client id or a revocation list was refused.
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            source: Source::default(),
+            strip_prefix: None,
+            strip_suffix: None,
+            password: PasswordPolicy::default(),
+            clientid: ClientIdPolicy::default(),
+            clientid_separator: default_separator(),
+            superusers: Vec::new(),
+            revoked: None,
+        }
+    }
+}
+
+/// Why a certificate, a client id, the `[identity]` section or a revocation list was refused.
+/// Values from certificates are shown escaped, so a log line cannot be forged with them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("the client certificate could not be parsed")]
     BadCertificate,
+    #[error("the certificate's subjectAltName extension is malformed or repeated")]
+    BadSubjectAltName,
     #[error("the certificate has no {0}")]
     MissingField(&'static str),
     #[error("the certificate's {0} is not valid UTF-8 text")]
     NotUtf8(&'static str),
-    #[error("identity \"{0}\" is empty")]
+    #[error("the certificate's {0} is not a text string")]
+    NotText(&'static str),
+    #[error("\"{0}\" leaves an empty identity")]
     Empty(String),
     #[error("identity \"{0}\" contains a NUL, '+', '#' or '/'")]
     Forbidden(String),
+    /// Mosquitto refuses such usernames (`mosquitto_validate_utf8`), so refuse them here with
+    /// a reason rather than fail later in `mosquitto_set_username`.
+    #[error("identity \"{0}\" contains a control character or a Unicode non-character")]
+    ControlCharacter(String),
+    #[error("identity is {0} bytes long; MQTT usernames are at most 65535")]
+    TooLong(usize),
     #[error("identity \"{value}\" does not start with \"{prefix}\"")]
     PrefixMismatch { value: String, prefix: String },
     #[error("identity \"{value}\" does not end with \"{suffix}\"")]
     SuffixMismatch { value: String, suffix: String },
-    #[error("no {0} value satisfies the identity rules")]
-    NoUsableValue(&'static str),
+    #[error("no {field} satisfies the identity rules (the first: {first})")]
+    NoUsableValue {
+        field: &'static str,
+        first: Box<IdentityError>,
+    },
     #[error("client id \"{client_id}\" is not bound to identity \"{identity}\"")]
     ClientId { client_id: String, identity: String },
     #[error("the certificate is revoked (serial {0})")]
     Revoked(String),
     #[error("`clientid_separator` must not be empty")]
     EmptySeparator,
+    #[error("`superusers` contains an empty name")]
+    EmptySuperuser,
     #[error("`password = \"require\"` needs a password file (plugin_opt_password_file)")]
     PasswordFileRequired,
     #[error(
-        "invalid revocation entry \"{0}\": expected a hex serial number or a SHA-256 fingerprint"
+        "invalid revocation entry \"{0}\": expected a hex serial number (at most 20 bytes) or a \
+         SHA-256 fingerprint (32 bytes)"
     )]
     BadRevocationEntry(String),
     #[error("revocation list line is not valid UTF-8")]
@@ -123,22 +168,32 @@ pub enum IdentityError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
-    /// Serial number, lowercase hex without leading zeros (`0` for zero).
+    /// Serial number: the DER INTEGER's content bytes in lowercase hex without leading zeros
+    /// (`0` for zero), so `0A:BC`, `0abc` and `abc` all name serial `abc`.
     pub serial_hex: String,
-    /// SHA-256 of the DER certificate, lowercase hex.
+    /// SHA-256 of the DER certificate, lowercase hex (what `openssl x509 -fingerprint
+    /// -sha256` prints, without colons).
     pub sha256_hex: String,
 }
 
+/// MQTT strings are at most this long.
+const MAX_IDENTITY: usize = 65535;
+
 impl IdentityConfig {
+    /// Load-time checks that TOML types cannot express.
     pub fn validate(&self) -> Result<(), IdentityError> {
         if self.clientid == ClientIdPolicy::Prefix && self.clientid_separator.is_empty() {
             return Err(IdentityError::EmptySeparator);
+        }
+        // An empty name could match a client that sent an empty username.
+        if self.superusers.iter().any(String::is_empty) {
+            return Err(IdentityError::EmptySuperuser);
         }
         Ok(())
     }
 
     pub fn is_superuser(&self, name: &str) -> bool {
-        self.superusers.iter().any(|s| s == name)
+        !name.is_empty() && self.superusers.iter().any(|s| s == name)
     }
 
     /// Applies prefix/suffix stripping and the identity rules to one candidate value.
@@ -148,33 +203,67 @@ impl IdentityConfig {
             v = v
                 .strip_prefix(prefix)
                 .ok_or_else(|| IdentityError::PrefixMismatch {
-                    value: value.to_string(),
-                    prefix: prefix.to_string(),
+                    value: shown(value),
+                    prefix: shown(prefix),
                 })?;
         }
         if let Some(suffix) = self.strip_suffix.as_deref() {
             v = v
                 .strip_suffix(suffix)
                 .ok_or_else(|| IdentityError::SuffixMismatch {
-                    value: value.to_string(),
-                    suffix: suffix.to_string(),
+                    value: shown(value),
+                    suffix: shown(suffix),
                 })?;
         }
         if v.is_empty() {
-            return Err(IdentityError::Empty(value.to_string()));
+            return Err(IdentityError::Empty(shown(value)));
         }
-        if v.contains(['\0', '+', '#', '/']) {
-            return Err(IdentityError::Forbidden(value.escape_debug().to_string()));
-        }
+        check_identity(v)?;
         Ok(v.to_string())
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The rules every (non-empty) identity obeys, whatever its source: an MQTT string Mosquitto
+/// accepts as a username, and no character that breaks topic patterns (`%u`) or paths.
+fn check_identity(v: &str) -> Result<(), IdentityError> {
+    if v.len() > MAX_IDENTITY {
+        return Err(IdentityError::TooLong(v.len()));
+    }
+    if v.contains(['\0', '+', '#', '/']) {
+        return Err(IdentityError::Forbidden(shown(v)));
+    }
+    if v.chars().any(refused_by_mosquitto) {
+        return Err(IdentityError::ControlCharacter(shown(v)));
+    }
+    Ok(())
 }
 
-/// Lowercase hex without leading zeros.
+/// Code points `mosquitto_validate_utf8` refuses besides NUL: C0 and C1 controls, DEL and
+/// the Unicode non-characters.
+fn refused_by_mosquitto(c: char) -> bool {
+    let c = u32::from(c);
+    c <= 0x1f
+        || (0x7f..=0x9f).contains(&c)
+        || (0xfdd0..=0xfdef).contains(&c)
+        || (c & 0xfffe) == 0xfffe
+}
+
+/// A certificate-supplied value as it may appear in a log line.
+fn shown(s: &str) -> String {
+    s.escape_debug().to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Lowercase hex without leading zeros (`0` for zero), the one form serials are compared in.
 fn normalise_serial(hex_digits: &str) -> String {
     let trimmed = hex_digits.trim_start_matches('0');
     if trimmed.is_empty() {
@@ -184,8 +273,17 @@ fn normalise_serial(hex_digits: &str) -> String {
     }
 }
 
-/// Maps a DER certificate to an identity under `cfg`. For SAN sources the first value that
-/// satisfies every rule wins; for the CN only the first CN is considered (as Mosquitto).
+/// Maps a DER certificate to an identity under `cfg`.
+///
+/// - `cn`: the first CN only (as Mosquitto). UTF8String and the ASCII string types must hold
+///   valid UTF-8; BMPString and UniversalString are decoded; other types are refused.
+/// - SAN sources: the values of that type in certificate order; the first that satisfies
+///   every rule wins and the others are skipped. When none does, the error names why the
+///   first was refused.
+/// - `subject`: see [`subject_string`].
+///
+/// The certificate chain is the broker's business (it verified it against `cafile` before
+/// basic auth); this only reads the certificate.
 pub fn identity_from_der(der: &[u8], cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|_| IdentityError::BadCertificate)?;
     let name = match cfg.source {
@@ -195,12 +293,10 @@ pub fn identity_from_der(der: &[u8], cfg: &IdentityConfig) -> Result<Identity, I
                 .iter_common_name()
                 .next()
                 .ok_or(IdentityError::MissingField("common name"))?;
-            let text = cn
-                .as_str()
-                .map_err(|_| IdentityError::NotUtf8("common name"))?;
-            cfg.accept(text)?
+            let text = subject::attribute_text(cn.attr_value(), "common name")?;
+            cfg.accept(&text)?
         }
-        Source::Subject => cfg.accept(&cert.subject().to_string())?,
+        Source::Subject => cfg.accept(&subject::rfc2253(cert.subject())?)?,
         Source::SanDns | Source::SanUri | Source::SanEmail => {
             let label = match cfg.source {
                 Source::SanDns => "DNS subjectAltName",
@@ -209,20 +305,36 @@ pub fn identity_from_der(der: &[u8], cfg: &IdentityConfig) -> Result<Identity, I
             };
             let san = cert
                 .subject_alternative_name()
-                .map_err(|_| IdentityError::BadCertificate)?
+                .map_err(|_| IdentityError::BadSubjectAltName)?
                 .ok_or(IdentityError::MissingField(label))?;
-            let mut values = san
+            let mut first_refusal = None;
+            let mut accepted = None;
+            for value in san
                 .value
                 .general_names
                 .iter()
                 .filter_map(|g| san_value(cfg.source, g))
-                .peekable();
-            if values.peek().is_none() {
-                return Err(IdentityError::MissingField(label));
+            {
+                match cfg.accept(value) {
+                    Ok(name) => {
+                        accepted = Some(name);
+                        break;
+                    }
+                    Err(why) => {
+                        first_refusal.get_or_insert(why);
+                    }
+                }
             }
-            values
-                .find_map(|v| cfg.accept(v).ok())
-                .ok_or(IdentityError::NoUsableValue(label))?
+            match (accepted, first_refusal) {
+                (Some(name), _) => name,
+                (None, None) => return Err(IdentityError::MissingField(label)),
+                (None, Some(first)) => {
+                    return Err(IdentityError::NoUsableValue {
+                        field: label,
+                        first: Box::new(first),
+                    })
+                }
+            }
         }
     };
     Ok(Identity {
@@ -230,6 +342,15 @@ pub fn identity_from_der(der: &[u8], cfg: &IdentityConfig) -> Result<Identity, I
         serial_hex: normalise_serial(&hex(cert.raw_serial())),
         sha256_hex: hex(&Sha256::digest(der)),
     })
+}
+
+/// The certificate's subject exactly as Mosquitto's `use_subject_as_username` makes the
+/// username (OpenSSL `X509_NAME_print_ex` with `XN_FLAG_RFC2253`: last RDN first, `,` and
+/// `+` separators, short attribute names, special characters `\`-escaped, bytes above 0x7F
+/// as `\XX`, unknown attributes as `OID=#hex`). No identity rules are applied.
+pub fn subject_string(der: &[u8]) -> Result<String, IdentityError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|_| IdentityError::BadCertificate)?;
+    subject::rfc2253(cert.subject())
 }
 
 /// The text of a subjectAltName entry of the kind `source` asks for.
@@ -242,7 +363,7 @@ fn san_value<'a>(source: Source, name: &GeneralName<'a>) -> Option<&'a str> {
     }
 }
 
-/// Checks the client id against the identity under `cfg.clientid`.
+/// Checks the client id against the identity under `cfg.clientid` (see [`ClientIdPolicy`]).
 pub fn check_client_id(
     cfg: &IdentityConfig,
     identity: &str,
@@ -251,6 +372,9 @@ pub fn check_client_id(
     let bound = match cfg.clientid {
         ClientIdPolicy::Any => true,
         ClientIdPolicy::Equal => client_id == identity,
+        // An identity containing the separator could claim another device's ids (identity
+        // `dev` taking `dev-1`, which belongs to identity `dev-1`): such identities are refused.
+        ClientIdPolicy::Prefix if identity.contains(cfg.clientid_separator.as_str()) => false,
         ClientIdPolicy::Prefix => {
             client_id == identity
                 || client_id
@@ -262,67 +386,8 @@ pub fn check_client_id(
         Ok(())
     } else {
         Err(IdentityError::ClientId {
-            client_id: client_id.escape_debug().to_string(),
-            identity: identity.to_string(),
+            client_id: shown(client_id),
+            identity: shown(identity),
         })
-    }
-}
-
-/// Revoked certificates, by serial number or SHA-256 fingerprint. This is in addition to
-/// Mosquitto's `crlfile`, and needs no CA to sign anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RevocationList {
-    serials: HashSet<String>,
-    fingerprints: HashSet<String>,
-}
-
-impl RevocationList {
-    /// One entry per line: a serial number in hex (`0x` and `:` separators allowed) or a
-    /// SHA-256 fingerprint (64 hex digits, `:` allowed); `#` starts a comment.
-    pub fn parse(file: &Path, text: &[u8]) -> Result<RevocationList, Located<IdentityError>> {
-        let mut list = RevocationList::default();
-        for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
-            let err = |e| Located::new(file, index + 1, e);
-            let line =
-                std::str::from_utf8(raw).map_err(|_| err(IdentityError::RevocationNotUtf8))?;
-            let entry = line.split('#').next().unwrap_or_default().trim();
-            if entry.is_empty() {
-                continue;
-            }
-            let digits: String = entry
-                .strip_prefix("0x")
-                .or_else(|| entry.strip_prefix("0X"))
-                .unwrap_or(entry)
-                .chars()
-                .filter(|&c| c != ':')
-                .collect();
-            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(err(IdentityError::BadRevocationEntry(entry.to_string())));
-            }
-            match digits.len() {
-                64 => list.fingerprints.insert(digits.to_ascii_lowercase()),
-                1..=40 => list.serials.insert(normalise_serial(&digits)),
-                _ => return Err(err(IdentityError::BadRevocationEntry(entry.to_string()))),
-            };
-        }
-        Ok(list)
-    }
-
-    pub fn load(path: &Path) -> Result<RevocationList, LoadError> {
-        let text = crate::error::read_policy_file(path)?;
-        Self::parse(path, &text).map_err(LoadError::Identity)
-    }
-
-    pub fn is_revoked(&self, identity: &Identity) -> bool {
-        self.serials.contains(&identity.serial_hex)
-            || self.fingerprints.contains(&identity.sha256_hex)
-    }
-
-    pub fn len(&self) -> usize {
-        self.serials.len() + self.fingerprints.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

@@ -200,3 +200,39 @@ fn password_require_needs_a_password_file() {
         "{e}"
     );
 }
+
+/// An unknown username costs the same work as a wrong password (a hash of the file's most
+/// common kind is verified), so the time to refusal does not tell who exists.
+#[test]
+fn unknown_users_are_verified_against_a_decoy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = hash_pbkdf2(b"pw", 2000).expect("hash");
+    let b = hash_pbkdf2(b"pw2", 2000).expect("hash");
+    let passwd = write(dir.path(), "passwd", &format!("alice:{a}\nbob:{b}\n"));
+    let options = Options {
+        password_file: Some(passwd),
+        ..Options::default()
+    };
+    let policy = Policy::load(&options).expect("loads");
+    let cache = CredentialCache::new();
+    let AuthStep::Verify(unknown) = policy.begin_auth(&cache, Some("mallory"), Some(b"pw")) else {
+        panic!("an unknown user was refused without hashing");
+    };
+    let AuthStep::Verify(known) = policy.begin_auth(&cache, Some("alice"), Some(b"nope")) else {
+        panic!("a wrong password was refused without hashing");
+    };
+    assert_eq!(unknown.is_slow(), known.is_slow());
+    // Even the password that matches the decoy's own user is refused, and nothing is cached.
+    for pw in [&b"pw"[..], b"pw2", b"x"] {
+        assert_eq!(
+            unknown.verify(&cache, "mallory", pw),
+            AuthOutcome::Deny(AuthFailure::UnknownUser)
+        );
+    }
+    assert!(cache.is_empty());
+    // Without a password there is nothing to verify for anyone.
+    assert!(matches!(
+        policy.begin_auth(&cache, Some("mallory"), None),
+        AuthStep::Done(AuthOutcome::Deny(AuthFailure::UnknownUser))
+    ));
+}

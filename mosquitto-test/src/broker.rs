@@ -33,6 +33,30 @@ pub fn mosquitto_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/mosquitto"))
 }
 
+/// The version of the broker the tests run (`mosquitto -h`'s first line), e.g. `2.1.2`.
+pub fn broker_version() -> String {
+    let out = match chroot_root() {
+        Some(root) => Command::new("chroot")
+            .arg(root)
+            .arg("/usr/sbin/mosquitto")
+            .arg("-h")
+            .output(),
+        None => Command::new(mosquitto_bin()).arg("-h").output(),
+    }
+    .expect("run mosquitto -h");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether the broker the tests run is a 2.1 (delayed basic auth, the HTTP API, ...).
+pub fn broker_is_2_1() -> bool {
+    broker_version().starts_with("2.1")
+}
+
 /// A Debian tree holding another Mosquitto version (made by `debootstrap`), given by
 /// `MQTTGUARD_MOSQUITTO_ROOT`: brokers then run as `chroot ROOT mosquitto`, with their files
 /// under `ROOT/tmp`. Clients still connect to 127.0.0.1 (a chroot shares the network).

@@ -64,6 +64,9 @@ pub struct ConnectOpts {
     pub clean: bool,
     /// Last will: topic, payload, QoS, retain.
     pub will: Option<(String, Vec<u8>, u8, bool)>,
+    /// Local address to connect from (another loopback address such as 127.0.0.2, so the
+    /// broker sees a different client address); `None`: the system's choice.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl ConnectOpts {
@@ -76,6 +79,7 @@ impl ConnectOpts {
             keep_alive: 60,
             clean: true,
             will: None,
+            source: None,
         }
     }
     pub fn v311(client_id: impl Into<String>) -> Self {
@@ -94,6 +98,11 @@ impl ConnectOpts {
     }
     pub fn login(self, u: impl Into<String>, p: impl AsRef<[u8]>) -> Self {
         self.username(u).password(p)
+    }
+    /// Connects from this local address (for example `"127.0.0.2"`).
+    pub fn from_address(mut self, ip: &str) -> Self {
+        self.source = Some(ip.parse().expect("an IP address"));
+        self
     }
     pub fn will(mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> Self {
         self.will = Some((topic.into(), payload.to_vec(), qos, retain));
@@ -265,7 +274,13 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connects to 127.0.0.1:`port`. `Ok` only on CONNACK code 0.
     pub fn connect(port: u16, opts: &ConnectOpts) -> Result<Client, Refused> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
+        Client::send_connect(port, opts)?.await_connack()
+    }
+
+    /// Opens the TCP connection and sends CONNECT without waiting for the CONNACK; finish with
+    /// [`Client::await_connack`], or drop the client to vanish before the broker answers.
+    pub fn send_connect(port: u16, opts: &ConnectOpts) -> Result<Client, Refused> {
+        let stream = tcp_connect(port, opts.source)
             .map_err(|e| Refused::NoConnack(format!("TCP connect: {e}")))?;
         stream.set_nodelay(true).ok();
         let mut c = Client {
@@ -280,8 +295,14 @@ impl Client {
         c.stream
             .write_all(&opts.encode())
             .map_err(|e| Refused::NoConnack(format!("write CONNECT: {e}")))?;
+        Ok(c)
+    }
+
+    /// Waits (up to [`ACK_TIMEOUT`]) for the CONNACK of [`Client::send_connect`]. `Ok` only on
+    /// code 0.
+    pub fn await_connack(mut self) -> Result<Client, Refused> {
         let deadline = Instant::now() + ACK_TIMEOUT;
-        match c.read_frame(deadline) {
+        match self.read_frame(deadline) {
             Ok(f) if f.header >> 4 == 2 => {
                 // CONNACK: [flags, code, (v5 properties)]
                 let code = *f
@@ -289,7 +310,7 @@ impl Client {
                     .get(1)
                     .ok_or_else(|| Refused::NoConnack("short CONNACK".into()))?;
                 if code == 0 {
-                    Ok(c)
+                    Ok(self)
                 } else {
                     Err(Refused::Code(code))
                 }
@@ -728,6 +749,18 @@ impl Client {
         self.send(&[0xE0, 0x00]);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// A TCP connection to 127.0.0.1:`port`, from `source` when given.
+fn tcp_connect(port: u16, source: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Some(source) = source else {
+        return TcpStream::connect(target);
+    };
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::new(source, 0).into())?;
+    socket.connect(&target.into())?;
+    Ok(socket.into())
 }
 
 fn qos4(q: u8) -> rumqttc::QoS {

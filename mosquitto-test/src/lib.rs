@@ -22,7 +22,10 @@ pub mod client;
 pub mod passwd;
 pub mod scenario;
 
-pub use broker::{broker_path, chroot_root, plugin_path, Broker, BrokerConfig, Mode, StartFailure};
+pub use broker::{
+    broker_is_2_1, broker_path, broker_version, chroot_root, plugin_path, Broker, BrokerConfig,
+    Mode, StartFailure,
+};
 pub use client::{codes, Client, ConnectOpts, Msg, Proto, Refused};
-pub use passwd::{argon2id_hash, passwd_file, passwd_line, Scheme};
+pub use passwd::{argon2id_hash, argon2id_hash_with, passwd_file, passwd_line, Scheme};
 pub use scenario::{not_authorised, suback_denied, Action, Obs, PasswdSpec, Scenario, Step};

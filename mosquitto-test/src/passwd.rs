@@ -62,6 +62,12 @@ pub fn passwd_line(user: &str, password: &str, scheme: Scheme) -> String {
 /// An argon2id PHC string for `password` (fresh random-looking salt from the clock and a
 /// counter; tests do not need cryptographic salts).
 pub fn argon2id_hash(password: &[u8]) -> String {
+    argon2id_hash_with(password, 4096, 2)
+}
+
+/// An argon2id PHC string with memory `m_kib` KiB and `passes` passes (p=1): a costlier hash keeps
+/// a verification running long enough for a test to act while it runs.
+pub fn argon2id_hash_with(password: &[u8], m_kib: u32, passes: u32) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -74,7 +80,7 @@ pub fn argon2id_hash(password: &[u8]) -> String {
     salt[..8].copy_from_slice(&t.to_le_bytes());
     salt[8..].copy_from_slice(&(n ^ u64::from(std::process::id())).to_le_bytes());
     let salt = SaltString::encode_b64(&salt).expect("salt");
-    let params = argon2::Params::new(4096, 2, 1, None).expect("argon2 params");
+    let params = argon2::Params::new(m_kib, passes, 1, None).expect("argon2 params");
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
         .hash_password(password, &salt)
         .expect("argon2id hash")

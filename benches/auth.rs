@@ -20,12 +20,12 @@ fn policy() -> Policy {
         hash_pbkdf2(b"pw", 1000).expect("hash"),
         hash_argon2id(b"pw").expect("hash"),
     );
-    Policy {
-        passwd: Some(PasswordDb::parse(Path::new("bench"), text.as_bytes()).expect("parses")),
-        acl: None,
-        config: Config::default(),
-        revoked: None,
-    }
+    Policy::from_parts(
+        Some(PasswordDb::parse(Path::new("bench"), text.as_bytes()).expect("parses")),
+        None,
+        Config::default(),
+        None,
+    )
 }
 
 fn verification(c: &mut Criterion) {

@@ -30,7 +30,7 @@ pub struct Config {
     pub identity: Option<crate::identity::IdentityConfig>,
 }
 
-/// `[auth]`: the verified-credential cache.
+/// `[auth]`: the verified-credential cache, login throttling and the verification queue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
@@ -39,6 +39,21 @@ pub struct AuthConfig {
     pub cache_seconds: u64,
     /// At most this many remembered credentials; the oldest are forgotten first.
     pub cache_entries: usize,
+    /// Consecutive failed logins for one username from one client address before further
+    /// attempts from there are refused without hashing for a backoff. 0 turns it off.
+    pub failures_before_backoff: u32,
+    /// Failed logins from one client address, whatever the usernames, before that address is
+    /// backed off. 0 (the default) turns it off: many devices may share one address (NAT).
+    pub address_failures_before_backoff: u32,
+    /// The first backoff, in seconds; it doubles with each further failure.
+    pub backoff_seconds: u64,
+    /// The longest backoff, in seconds. Failures older than twice this are forgotten.
+    pub max_backoff_seconds: u64,
+    /// Mosquitto 2.1: slow-hash verifications queued or running at most; beyond this a login
+    /// is refused at once ("server busy" for MQTT v5 clients, who retry).
+    pub max_queued_verifications: usize,
+    /// Mosquitto 2.1: slow-hash verifications queued or running for one username at most.
+    pub max_verifications_per_user: usize,
 }
 
 impl Default for AuthConfig {
@@ -46,6 +61,27 @@ impl Default for AuthConfig {
         AuthConfig {
             cache_seconds: 3600,
             cache_entries: 100_000,
+            failures_before_backoff: 5,
+            address_failures_before_backoff: 0,
+            backoff_seconds: 1,
+            max_backoff_seconds: 300,
+            max_queued_verifications: 256,
+            max_verifications_per_user: 2,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The throttling settings these options describe.
+    pub fn throttle(&self) -> crate::throttle::ThrottleSettings {
+        crate::throttle::ThrottleSettings {
+            failures_per_user: self.failures_before_backoff,
+            failures_per_address: self.address_failures_before_backoff,
+            backoff: std::time::Duration::from_secs(self.backoff_seconds.max(1)),
+            max_backoff: std::time::Duration::from_secs(
+                self.max_backoff_seconds.max(self.backoff_seconds).max(1),
+            ),
+            max_entries: 100_000,
         }
     }
 }

@@ -17,4 +17,5 @@ pub mod plugin;
 pub mod policy;
 pub mod pool;
 pub mod ratelimit;
+pub mod throttle;
 pub mod topic;

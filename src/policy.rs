@@ -97,6 +97,9 @@ pub struct PendingVerify {
     line: u64,
     capacity: usize,
     cacheable: bool,
+    /// An unknown user: the hash is another user's, verified only so that the refusal takes
+    /// the same work as a wrong password (no timing difference tells who exists).
+    decoy: bool,
 }
 
 impl PendingVerify {
@@ -108,6 +111,10 @@ impl PendingVerify {
     /// Verifies, remembers a success in the cache, and gives the outcome. Failures are never
     /// cached.
     pub fn verify(&self, cache: &CredentialCache, username: &str, password: &[u8]) -> AuthOutcome {
+        if self.decoy {
+            let _ = std::hint::black_box(self.hash.verify(password));
+            return AuthOutcome::Deny(AuthFailure::UnknownUser);
+        }
         if self.hash.verify(password) {
             if self.cacheable {
                 cache.insert(username, password, self.line, self.capacity);
@@ -119,6 +126,26 @@ impl PendingVerify {
     }
 }
 
+/// The stored hash of the first user whose scheme is the file's most common one: what an
+/// unknown username is verified against.
+fn decoy_hash(db: &PasswordDb) -> Option<StoredHash> {
+    let mut counts: Vec<(&'static str, usize, &str)> = Vec::new();
+    for user in db.users() {
+        let Some(scheme) = db.scheme(user) else {
+            continue;
+        };
+        match counts
+            .iter_mut()
+            .find(|(name, _, _)| *name == scheme.name())
+        {
+            Some((_, n, _)) => *n += 1,
+            None => counts.push((scheme.name(), 1, user)),
+        }
+    }
+    let (_, _, user) = counts.iter().max_by_key(|(_, n, _)| *n)?;
+    db.stored_hash(user).cloned()
+}
+
 /// Everything one plugin instance enforces.
 #[derive(Debug, Default)]
 pub struct Policy {
@@ -127,6 +154,8 @@ pub struct Policy {
     pub config: Config,
     /// Revoked client certificates (`[identity] revoked`).
     pub revoked: Option<RevocationList>,
+    /// A hash of the password file's most common kind, verified for unknown usernames.
+    decoy: Option<StoredHash>,
 }
 
 impl Policy {
@@ -162,12 +191,24 @@ impl Policy {
                 .map(RevocationList::load)
                 .transpose()?;
         }
-        Ok(Policy {
+        Ok(Policy::from_parts(passwd, acl, config, revoked))
+    }
+
+    /// A policy from parsed parts (what [`Policy::load`] builds from files).
+    pub fn from_parts(
+        passwd: Option<PasswordDb>,
+        acl: Option<AclPolicy>,
+        config: Config,
+        revoked: Option<RevocationList>,
+    ) -> Policy {
+        let decoy = passwd.as_ref().and_then(decoy_hash);
+        Policy {
             passwd,
             acl,
             config,
             revoked,
-        })
+            decoy,
+        }
     }
 
     /// Problems worth a warning in the broker log that do not stop the load.
@@ -295,11 +336,21 @@ impl Policy {
         let Some(username) = username.filter(|u| !u.is_empty()) else {
             return AuthStep::Done(AuthOutcome::Defer);
         };
+        let password = password.filter(|p| !p.is_empty());
         let (Some(hash), Some(line)) = (db.stored_hash(username), db.entry_fingerprint(username))
         else {
-            return AuthStep::Done(AuthOutcome::Deny(AuthFailure::UnknownUser));
+            return match (&self.decoy, password) {
+                (Some(decoy), Some(_)) => AuthStep::Verify(PendingVerify {
+                    hash: decoy.clone(),
+                    line: 0,
+                    capacity: 0,
+                    cacheable: false,
+                    decoy: true,
+                }),
+                _ => AuthStep::Done(AuthOutcome::Deny(AuthFailure::UnknownUser)),
+            };
         };
-        let Some(password) = password.filter(|p| !p.is_empty()) else {
+        let Some(password) = password else {
             return AuthStep::Done(AuthOutcome::Deny(AuthFailure::NoPassword));
         };
         let ttl = Duration::from_secs(self.config.auth.cache_seconds);
@@ -311,6 +362,7 @@ impl Policy {
             line,
             capacity: self.config.auth.cache_entries,
             cacheable: !ttl.is_zero(),
+            decoy: false,
         })
     }
 

@@ -37,6 +37,19 @@ ffi_guarded! {
         };
         // SAFETY: event.client is the client this check is about.
         let (id, username) = unsafe { instance.broker.client_identity(event.client) };
+        // A username or client id that is present but not UTF-8 matches no rule, and a
+        // present username is never taken for an absent one (the anonymous rules).
+        let (Ok(id), Ok(username)) = (id, username) else {
+            let policy = instance.policy.load();
+            instance.log_denial(&policy, || {
+                format!(
+                    "denied {} on \"{}\": the client's id or username is not UTF-8",
+                    access.as_str(),
+                    topic.escape_debug()
+                )
+            });
+            return sys::MOSQ_ERR_ACL_DENIED;
+        };
         let client = Client { id, username };
         let policy = instance.policy.load();
         match (policy.check(&client, topic, access), policy.acl.as_ref()) {

@@ -41,6 +41,7 @@ pub(crate) enum BrokerVersion {
 #[derive(Clone, Copy)]
 pub(crate) struct Broker {
     log_printf: LogPrintf,
+    client_address: ClientStr,
     client_id: ClientStr,
     client_username: ClientStr,
     set_username: SetUsername,
@@ -78,6 +79,7 @@ impl Broker {
             .map(|symbol| unsafe { std::mem::transmute::<*mut c_void, SetInfo>(symbol) });
         Ok(Broker {
             log_printf: required!(c"mosquitto_log_printf", LogPrintf),
+            client_address: required!(c"mosquitto_client_address", ClientStr),
             client_id: required!(c"mosquitto_client_id", ClientStr),
             client_username: required!(c"mosquitto_client_username", ClientStr),
             set_username: required!(c"mosquitto_set_username", SetUsername),
@@ -105,21 +107,32 @@ impl Broker {
         }
     }
 
-    /// The client's id and username as the broker has them now; `None` when absent or not
-    /// UTF-8 (the broker enforces UTF-8, so that is an anomaly and is treated as absent).
+    /// The client's id and username as the broker has them now: `Ok(None)` when absent,
+    /// `Err(())` when present but not UTF-8. A present username is never treated as absent
+    /// (a certificate's T61String CN can make one that is not UTF-8 under
+    /// `use_identity_as_username`): callers refuse such a client.
     ///
     /// # Safety
     /// `client` must be a client pointer the broker passed to the current callback.
     pub(crate) unsafe fn client_identity<'a>(
         &self,
         client: *const mosquitto,
-    ) -> (Option<&'a str>, Option<&'a str>) {
+    ) -> (BrokerStr<'a>, BrokerStr<'a>) {
         // SAFETY: the broker returns NULL or a NUL-terminated string owned by the client,
         // valid for the duration of the callback.
-        let id = unsafe { c_str((self.client_id)(client)) };
+        let id = unsafe { c_str_checked((self.client_id)(client)) };
         // SAFETY: as above.
-        let username = unsafe { c_str((self.client_username)(client)) };
+        let username = unsafe { c_str_checked((self.client_username)(client)) };
         (id, username)
+    }
+
+    /// The client's address as the broker has it (for throttling and the log); `""` if none.
+    ///
+    /// # Safety
+    /// As for [`Broker::client_identity`].
+    pub(crate) unsafe fn client_address<'a>(&self, client: *const mosquitto) -> &'a str {
+        // SAFETY: as for client_identity; the address string is owned by the client.
+        unsafe { c_str((self.client_address)(client)) }.unwrap_or_default()
     }
 
     /// # Safety
@@ -230,6 +243,24 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     } else {
         std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// A string the broker owns: `Ok(None)` absent (NULL), `Err(())` present but not UTF-8.
+pub(crate) type BrokerStr<'a> = Result<Option<&'a str>, ()>;
+
+/// Borrows a C string as `&str`, telling a NULL pointer from a string that is not UTF-8.
+///
+/// # Safety
+/// As for [`c_str`].
+pub(crate) unsafe fn c_str_checked<'a>(ptr: *const c_char) -> BrokerStr<'a> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: per the function contract.
+    match unsafe { c_str(ptr) } {
+        Some(s) => Ok(Some(s)),
+        None => Err(()),
     }
 }
 

@@ -3,22 +3,61 @@
 //! here and none in statics.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use super::auth::Verified;
 use super::broker::{Broker, BrokerVersion, Callback};
 use super::sys::{self, mosquitto_plugin_id_t};
 use crate::cache::CredentialCache;
 use crate::config::LogLevel;
 use crate::policy::{Options, Policy};
-use crate::pool::VerifyPool;
+use crate::pool::{PoolLimits, VerifyPool};
 use crate::ratelimit::{Permit, RateLimiter};
+use crate::throttle::Throttle;
 
 /// Threads verifying slow hashes on 2.1: one per core of this project's 2-core machines,
 /// leaving the broker's own thread its core most of the time.
 const VERIFY_THREADS: usize = 2;
+
+/// A queued verification older than this is answered as a refusal without hashing: its
+/// client has most likely given up (the broker tells plugins nothing when a parked client
+/// leaves).
+const MAX_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long after RELOAD basic-auth calls count as the broker's re-authentication of
+/// connected clients when no TICK arrives to end it (2.0 with per_listener_settings).
+const REVALIDATION_WINDOW: Duration = Duration::from_secs(2);
+
+/// The broker events a policy needs callbacks for: basic auth only with a password file or
+/// `[identity]`, ACL only with an ACL file (so the broker behaves as with the built-in
+/// option absent), TICK with basic auth (it answers delayed logins on 2.1 and ends the
+/// re-authentication window of a reload).
+fn wanted_events(policy: &Policy) -> Vec<(u32, Callback)> {
+    let mut wanted: Vec<(u32, Callback)> = vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
+    if policy.passwd.is_some() || policy.config.identity.is_some() {
+        wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
+        wanted.push((sys::MOSQ_EVT_TICK, super::auth::on_tick));
+    }
+    if policy.acl.is_some() {
+        wanted.push((sys::MOSQ_EVT_ACL_CHECK, super::acl::on_acl_check));
+    }
+    wanted
+}
+
+fn event_name(event: u32) -> &'static str {
+    match event {
+        sys::MOSQ_EVT_BASIC_AUTH => "basic auth",
+        sys::MOSQ_EVT_ACL_CHECK => "ACL check",
+        sys::MOSQ_EVT_TICK => "tick",
+        sys::MOSQ_EVT_RELOAD => "reload",
+        _ => "other",
+    }
+}
 
 pub(crate) struct Instance {
     pub(crate) broker: Broker,
@@ -32,10 +71,17 @@ pub(crate) struct Instance {
     /// Verified credentials; survives reloads (entries are bound to the password line).
     pub(crate) cache: Arc<CredentialCache>,
     /// Slow-hash workers, on brokers that can answer basic auth later (2.1) only.
-    pub(crate) pool: Option<VerifyPool>,
-    /// Set by RELOAD until the next TICK: the broker is re-authenticating every connected
-    /// client, which must be answered synchronously (a delayed answer disconnects it).
-    pub(crate) revalidating: AtomicBool,
+    pub(crate) pool: Option<VerifyPool<Verified>>,
+    /// Failed-login counters.
+    pub(crate) throttle: Throttle,
+    /// The broker's main thread (the one that loaded us): only its basic-auth calls may be
+    /// answered later, and only it may complete them.
+    main_thread: ThreadId,
+    started: Instant,
+    /// Set by RELOAD (milliseconds since `started`, plus one) until the next TICK: the broker
+    /// is re-authenticating every connected client, which must be answered synchronously (a
+    /// delayed answer disconnects it) and is neither throttled nor counted as a failure.
+    revalidating_since: AtomicU64,
 }
 
 impl Instance {
@@ -50,7 +96,10 @@ impl Instance {
             denials,
             cache: Arc::new(CredentialCache::new()),
             pool: None,
-            revalidating: AtomicBool::new(false),
+            throttle: Throttle::new(),
+            main_thread: std::thread::current().id(),
+            started: Instant::now(),
+            revalidating_since: AtomicU64::new(0),
             broker,
             identifier,
             options,
@@ -59,31 +108,29 @@ impl Instance {
         }
     }
 
-    /// Registers the callbacks this policy needs: basic auth only with a password file, ACL
-    /// only with an ACL file (so the broker behaves as with the built-in option absent).
+    /// Registers the callbacks this policy needs (see [`wanted_events`]) and, on a broker that
+    /// can answer basic auth later (2.1), starts the verification threads.
     pub(crate) fn register_callbacks(&mut self) -> Result<(), u32> {
-        let policy = self.policy.load();
-        let mut wanted: Vec<(u32, Callback)> =
-            vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
-        if policy.passwd.is_some() || policy.config.identity.is_some() {
-            wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
-            if self.broker.can_delay_auth() {
-                match VerifyPool::new(VERIFY_THREADS) {
-                    Ok(pool) => {
-                        self.pool = Some(pool);
-                        wanted.push((sys::MOSQ_EVT_TICK, super::auth::on_tick));
-                    }
-                    Err(e) => self.broker.log(
-                        sys::MOSQ_LOG_WARNING,
-                        &format!("no verification threads ({e}); hashes are verified inline"),
-                    ),
-                }
+        let policy = self.policy.load_full();
+        let wanted = wanted_events(&policy);
+        if self.broker.can_delay_auth()
+            && wanted.iter().any(|(e, _)| *e == sys::MOSQ_EVT_BASIC_AUTH)
+        {
+            let auth = &policy.config.auth;
+            let limits = PoolLimits {
+                threads: VERIFY_THREADS,
+                capacity: auth.max_queued_verifications.max(1),
+                per_user: auth.max_verifications_per_user.max(1),
+                max_wait: MAX_QUEUE_WAIT,
+            };
+            match VerifyPool::new(limits) {
+                Ok(pool) => self.pool = Some(pool),
+                Err(e) => self.broker.log(
+                    sys::MOSQ_LOG_WARNING,
+                    &format!("no verification threads ({e}); hashes are verified inline"),
+                ),
             }
         }
-        if policy.acl.is_some() {
-            wanted.push((sys::MOSQ_EVT_ACL_CHECK, super::acl::on_acl_check));
-        }
-        drop(policy);
         let userdata = self as *mut Instance as *mut c_void;
         for (event, callback) in wanted {
             // SAFETY: identifier came from mosquitto_plugin_init; userdata is this instance,
@@ -100,36 +147,91 @@ impl Instance {
         Ok(())
     }
 
-    /// Unregisters every callback and joins the verification threads: after this nothing of
-    /// ours runs, so the broker may unload the library.
+    /// Unregisters every callback, drops this instance's parked logins and joins the
+    /// verification threads: after this nothing of ours runs, so the broker may unload the
+    /// library.
     pub(crate) fn unregister_callbacks(&mut self) {
         for (event, callback) in self.registered.drain(..) {
             // SAFETY: the same identifier and callback that were registered.
             unsafe { self.broker.unregister(self.identifier, event, callback) };
         }
+        super::auth::PARKED.forget_owner(self.owner());
         self.pool = None;
     }
 
-    /// Loads the policy again; on any error keeps the old one in force and says why.
+    /// Identifies this instance's parked logins.
+    pub(crate) fn owner(&self) -> usize {
+        self as *const Instance as usize
+    }
+
+    /// Whether the caller runs on the broker's main thread.
+    pub(crate) fn on_main_thread(&self) -> bool {
+        std::thread::current().id() == self.main_thread
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Whether basic auth is being called for the re-authentication of a reload.
+    pub(crate) fn revalidating(&self) -> bool {
+        let since = self.revalidating_since.load(Ordering::Relaxed);
+        since != 0 && self.now_ms().saturating_sub(since) < REVALIDATION_WINDOW.as_millis() as u64
+    }
+
+    /// Ends the re-authentication window (the broker's first TICK after a reload).
+    pub(crate) fn end_revalidation(&self) {
+        self.revalidating_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Loads the policy again and swaps it in, or keeps the old one in force and says why.
+    /// A policy that would need other broker callbacks than the ones registered at start (a
+    /// password file, `[identity]` or an ACL file added or removed) is refused: its
+    /// protections could not all be enforced, and the log must never claim one that is not.
     pub(crate) fn reload(&self) {
-        if self.pool.is_some() {
-            self.revalidating.store(true, Ordering::Relaxed);
-        }
-        match Policy::load(&self.options) {
-            Ok(policy) => {
+        self.revalidating_since
+            .store(self.now_ms(), Ordering::Relaxed);
+        let policy = match Policy::load(&self.options) {
+            Ok(policy) => policy,
+            Err(e) => {
                 self.broker.log(
-                    sys::MOSQ_LOG_NOTICE,
-                    &format!("reloaded: {}", policy.summary(&self.options)),
+                    sys::MOSQ_LOG_ERR,
+                    &format!("reload failed, previous policy stays in force: {e}"),
                 );
-                self.log_warnings(&policy);
-                self.denials.set_rate(policy.config.log.denials_per_second);
-                self.policy.store(Arc::new(policy));
+                return;
             }
-            Err(e) => self.broker.log(
+        };
+        let wanted: Vec<u32> = wanted_events(&policy).iter().map(|(e, _)| *e).collect();
+        let registered: Vec<u32> = self.registered.iter().map(|(e, _)| *e).collect();
+        if wanted != registered {
+            let describe = |events: &[u32]| {
+                events
+                    .iter()
+                    .filter(|e| **e != sys::MOSQ_EVT_RELOAD && **e != sys::MOSQ_EVT_TICK)
+                    .map(|e| event_name(*e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            self.broker.log(
                 sys::MOSQ_LOG_ERR,
-                &format!("reload failed, previous policy stays in force: {e}"),
-            ),
+                &format!(
+                    "reload refused, previous policy stays in force: the new policy needs the \
+                     broker callbacks [{}] but the plugin was started with [{}] (a password \
+                     file, [identity] or an ACL file was added or removed); restart the broker \
+                     to apply it",
+                    describe(&wanted),
+                    describe(&registered)
+                ),
+            );
+            return;
         }
+        self.broker.log(
+            sys::MOSQ_LOG_NOTICE,
+            &format!("reloaded: {}", policy.summary(&self.options)),
+        );
+        self.log_warnings(&policy);
+        self.denials.set_rate(policy.config.log.denials_per_second);
+        self.policy.store(Arc::new(policy));
     }
 
     /// What a reload callback must return: DEFER on 2.0 so other plugins' reload callbacks

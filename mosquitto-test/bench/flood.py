@@ -11,7 +11,9 @@ Measures, in one run per broker (see BENCHMARKS.md, "Under attack"):
          how many were hashed (not throttled), the publisher's worst round trip, and the
          real user's time to CONNACK from another address during the attack.
 
-Usage: flood.py [--plugin PATH] [--root DEBIAN_TREE] [--connects 1500]
+Usage: flood.py [--plugin PATH|builtin] [--root DEBIAN_TREE] [--connects 1500]
+  --plugin builtin runs Mosquitto's own password_file/acl_file instead (with `$7$` lines), as
+  the reference for what the broker itself costs under the same flood.
   --root runs the broker from a Debian tree with chroot (/var/cache/mqttguard/sid is 2.1.2),
   as the end-to-end suite does; without it the native /usr/sbin/mosquitto runs.
 """
@@ -114,11 +116,16 @@ def rss_kib(pid):
     return 0
 
 
+SCHEME = ["argon2id"]
+
+
 def argon2id_line(user, pw):
-    """A line as `mqttguard passwd` writes it by default (argon2id m=19456 KiB, t=2)."""
+    """A line as `mqttguard passwd` writes it by default (argon2id m=19456 KiB, t=2); with
+    `--plugin builtin`, a `$7$` line (1000 iterations) that Mosquitto's own file reads."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "pw")
-        out = subprocess.run([MQTTGUARD, "passwd", "-c", "-b", pw, path, user],
+        out = subprocess.run([MQTTGUARD, "passwd", "--scheme", SCHEME[0], "-c", "-b", pw, path,
+                              user],
                              capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"mqttguard passwd failed: {out.stderr}")
@@ -132,7 +139,8 @@ class Broker:
         base = os.path.join(root, "tmp") if root else None
         self.dir = tempfile.mkdtemp(prefix="mqttguard-flood-", dir=base)
         inside = (lambda p: "/" + os.path.relpath(p, root)) if root else (lambda p: p)
-        shutil.copy(plugin, os.path.join(self.dir, "libmqttguard.so"))
+        if plugin != "builtin":
+            shutil.copy(plugin, os.path.join(self.dir, "libmqttguard.so"))
         for name, text in (("passwd", passwd), ("acl", acl), ("mqttguard.toml", toml)):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
@@ -142,9 +150,12 @@ class Broker:
             self.port = s.getsockname()[1]
         d = inside(self.dir)
         conf = (f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
-                f"max_packet_size 0\nlog_dest file {d}/log\nlog_type all\n"
-                f"plugin {d}/libmqttguard.so\nplugin_opt_password_file {d}/passwd\n"
-                f"plugin_opt_acl_file {d}/acl\nplugin_opt_config {d}/mqttguard.toml\n")
+                f"user root\npersistence false\nlog_dest file {d}/log\nlog_type all\n")
+        if plugin == "builtin":
+            conf += f"password_file {d}/passwd\nacl_file {d}/acl\n"
+        else:
+            conf += (f"plugin {d}/libmqttguard.so\nplugin_opt_password_file {d}/passwd\n"
+                     f"plugin_opt_acl_file {d}/acl\nplugin_opt_config {d}/mqttguard.toml\n")
         with open(os.path.join(self.dir, "mosquitto.conf"), "w") as f:
             f.write(conf)
         cmd = (["chroot", root, "/usr/sbin/mosquitto"] if root else ["mosquitto"]) + [
@@ -193,8 +204,7 @@ def flood(args, plugin):
     passwd = argon2id_line("admin", "admin-pw") + "\n" + argon2id_line("carol", "carol-pw") + "\n"
     b = Broker(plugin, args.root, passwd, "user carol\ntopic readwrite carol/#\n")
     try:
-        pid = int(subprocess.run(["pgrep", "-n", "-f", b.dir + "/mosquitto.conf"],
-                                 capture_output=True, text=True).stdout.split()[0])
+        pid = b.proc.pid  # chroot(1) execs mosquitto: the same pid
         before = rss_kib(pid)
         peak = [before]
         stop = threading.Event()
@@ -306,6 +316,8 @@ def main():
     ap.add_argument("--guess-seconds", type=float, default=6.0)
     ap.add_argument("--only", choices=["flood", "guess"], default=None)
     args = ap.parse_args()
+    if args.plugin == "builtin":
+        SCHEME[0] = "pbkdf2"
     if args.only in (None, "flood"):
         print("flood:", flood(args, args.plugin), flush=True)
     if args.only in (None, "guess"):

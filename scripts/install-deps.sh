@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libclang-dev clang
-          pkg-config libssl-dev openssl ca-certificates debootstrap)
+          pkg-config libssl-dev openssl ca-certificates debootstrap curl fail2ban)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,6 +14,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The metrics test reads the Prometheus textfile with the official client's parser.
+if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
+  echo "mqttguard: installing the Python package prometheus-client"
+  python3 -m pip install --quiet prometheus-client
+fi
+# Debian's fail2ban package starts its service; the tests only use fail2ban-regex.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet fail2ban 2>/dev/null; then
+  systemctl stop fail2ban || true
 fi
 # The Debian package starts a system broker on port 1883; the demo needs that port.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then

@@ -28,6 +28,42 @@ pub struct Config {
     /// `[identity]`: client certificates as identities. Absent: certificates are not used.
     #[serde(default)]
     pub identity: Option<crate::identity::IdentityConfig>,
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[reload]`: reloading without a signal.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Watch every policy file (password file, ACL file, this file, the revocation list) and
+    /// reload, exactly as on SIGHUP, when one changes: an in-place rewrite, a rename over it,
+    /// or a Kubernetes ConfigMap/Secret update (the `..data` symlink swap).
+    pub watch: bool,
+}
+
+/// `[metrics]`: counters of the auth layer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Publish the counters as retained messages under `$SYS/broker/mqttguard/` this often, in
+    /// seconds; 0 turns it off.
+    pub sys_interval: u64,
+    /// Also write them in the Prometheus text format to this file (atomically, every
+    /// `sys_interval` seconds, or every 10 s when that is 0), for node_exporter's textfile
+    /// collector.
+    pub textfile: Option<std::path::PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            sys_interval: 10,
+            textfile: None,
+        }
+    }
 }
 
 /// `[auth]`: the verified-credential cache, login throttling and the verification queue.

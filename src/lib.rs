@@ -9,9 +9,11 @@
 pub mod acl;
 pub mod cache;
 pub mod config;
+pub mod denial;
 pub mod error;
 pub mod identity;
 pub mod lint;
+pub mod metrics;
 pub mod passwd;
 pub mod plugin;
 pub mod policy;
@@ -19,3 +21,4 @@ pub mod pool;
 pub mod ratelimit;
 pub mod throttle;
 pub mod topic;
+pub mod watch;

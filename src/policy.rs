@@ -103,6 +103,11 @@ pub struct PendingVerify {
 }
 
 impl PendingVerify {
+    /// Whether this verifies an unknown user's decoy (it always refuses).
+    pub fn is_decoy(&self) -> bool {
+        self.decoy
+    }
+
     /// Whether this verification is slow enough to move off the broker's thread.
     pub fn is_slow(&self) -> bool {
         self.hash.scheme().is_slow()
@@ -230,6 +235,34 @@ impl Policy {
             }
         }
         warnings
+    }
+
+    /// Every file this policy was loaded from (what `[reload] watch` watches).
+    pub fn files(&self, options: &Options) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = [&options.password_file, &options.acl_file, &options.config]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if let Some(revoked) = self
+            .config
+            .identity
+            .as_ref()
+            .and_then(|i| i.revoked.clone())
+        {
+            files.push(revoked);
+        }
+        files
+    }
+
+    /// The policy's size, for the metrics.
+    pub fn size(&self) -> crate::metrics::PolicySize {
+        crate::metrics::PolicySize {
+            password_users: self.passwd.as_ref().map_or(0, |db| db.len() as u64),
+            acl_users: self.acl.as_ref().map_or(0, |a| a.user_count() as u64),
+            topic_rules: self.acl.as_ref().map_or(0, |a| a.topic_rule_count() as u64),
+            patterns: self.acl.as_ref().map_or(0, |a| a.pattern_count() as u64),
+        }
     }
 
     /// The configured superusers.

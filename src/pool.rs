@@ -206,6 +206,15 @@ impl<R: Send + 'static> VerifyPool<R> {
         let state = lock(&self.shared.state);
         (state.queue.len(), state.running)
     }
+
+    /// A reader of [`VerifyPool::load`] that another thread can keep (it holds no thread).
+    pub fn load_probe(&self) -> Arc<dyn Fn() -> (usize, usize) + Send + Sync> {
+        let shared = Arc::clone(&self.shared);
+        Arc::new(move || {
+            let state = lock(&shared.state);
+            (state.queue.len(), state.running)
+        })
+    }
 }
 
 fn worker<R>(shared: &Shared<R>, max_wait: Duration) {

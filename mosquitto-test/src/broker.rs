@@ -67,7 +67,8 @@ pub fn chroot_root() -> Option<PathBuf> {
 }
 
 /// A fresh temp dir for a broker's files: inside the chroot tree when there is one.
-fn broker_tempdir() -> tempfile::TempDir {
+/// A temp dir the broker can see (inside the Debian tree when the broker runs chrooted).
+pub fn broker_tempdir() -> tempfile::TempDir {
     let mut builder = tempfile::Builder::new();
     builder.prefix("mqttguard-e2e-");
     match chroot_root() {

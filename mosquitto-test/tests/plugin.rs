@@ -434,7 +434,7 @@ fn denied_publish_is_logged_with_the_deciding_rule() {
     alice.sync();
     let acl = broker_path(&b.dir().join("acl")).display().to_string();
     let want = format!(
-        "mqttguard: denied write on \"a/secret\" for client \"alice-1\" username \"alice\": {acl}:3: topic deny a/secret"
+        "mqttguard: denied write on \"a/secret\" from 127.0.0.1 client \"alice-1\" username \"alice\": {acl}:3: topic deny a/secret"
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !b.log().contains(&want) {

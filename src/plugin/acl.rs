@@ -7,6 +7,8 @@ use super::broker::{c_str, event_ref};
 use super::instance::Instance;
 use super::sys;
 use crate::acl::{Access, Client};
+use crate::denial::Denial;
+use crate::metrics::METRICS;
 
 fn access_from(value: c_int) -> Option<Access> {
     match value as u32 {
@@ -40,34 +42,51 @@ ffi_guarded! {
         // A username or client id that is present but not UTF-8 matches no rule, and a
         // present username is never taken for an absent one (the anonymous rules).
         let (Ok(id), Ok(username)) = (id, username) else {
+            METRICS.acl(access as usize, false);
             let policy = instance.policy.load();
             instance.log_denial(&policy, || {
-                format!(
-                    "denied {} on \"{}\": the client's id or username is not UTF-8",
-                    access.as_str(),
-                    topic.escape_debug()
-                )
+                // SAFETY: event.client as above, still valid during this callback.
+                let address = unsafe { instance.broker.client_address(event.client) };
+                Denial {
+                    action: access.as_str(),
+                    topic: Some(topic),
+                    address: Some(address),
+                    client_id: id.ok().flatten(),
+                    username: username.ok().flatten(),
+                    reason: "the client's id or username is not UTF-8",
+                }
+                .to_string()
             });
             return sys::MOSQ_ERR_ACL_DENIED;
         };
         let client = Client { id, username };
         let policy = instance.policy.load();
         match (policy.check(&client, topic, access), policy.acl.as_ref()) {
-            (Some(decision), _) if decision.allowed => sys::MOSQ_ERR_SUCCESS,
+            (Some(decision), _) if decision.allowed => {
+                METRICS.acl(access as usize, true);
+                sys::MOSQ_ERR_SUCCESS
+            }
             (Some(decision), Some(acl)) => {
+                METRICS.acl(access as usize, false);
                 instance.log_denial(&policy, || {
-                    format!(
-                        "denied {} on \"{}\" for client \"{}\" username \"{}\": {}",
-                        access.as_str(),
-                        topic.escape_debug(),
-                        id.unwrap_or_default().escape_debug(),
-                        username.unwrap_or_default().escape_debug(),
-                        acl.describe(decision.reason)
-                    )
+                    // SAFETY: event.client as above, still valid during this callback.
+                    let address = unsafe { instance.broker.client_address(event.client) };
+                    Denial {
+                        action: access.as_str(),
+                        topic: Some(topic),
+                        address: Some(address),
+                        client_id: id,
+                        username,
+                        reason: &acl.describe(decision.reason),
+                    }
+                    .to_string()
                 });
                 sys::MOSQ_ERR_ACL_DENIED
             }
-            _ => sys::MOSQ_ERR_ACL_DENIED,
+            _ => {
+                METRICS.acl(access as usize, false);
+                sys::MOSQ_ERR_ACL_DENIED
+            }
         }
     }
 }

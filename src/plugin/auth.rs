@@ -3,7 +3,7 @@
 //! and answered from TICK, each result only for the attempt it was computed for.
 
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -13,8 +13,10 @@ use super::boundary::ffi_guarded;
 use super::broker::{c_bytes, c_str, event_ref};
 use super::instance::Instance;
 use super::sys;
-use crate::identity::PasswordPolicy;
-use crate::policy::{AuthOutcome, AuthStep, PendingVerify, Policy};
+use crate::denial::Denial;
+use crate::identity::{IdentityError, PasswordPolicy};
+use crate::metrics::{LoginDenied, METRICS};
+use crate::policy::{AuthFailure, AuthOutcome, AuthStep, PendingVerify, Policy};
 use crate::pool::{new_ticket, Job, Parked, Refusal, Ticket};
 
 /// Mosquitto 2.1's MOSQ_ERR_AUTH_DELAYED (absent from 2.0's headers).
@@ -47,22 +49,35 @@ pub(crate) struct Verified {
     attempt: Attempt,
 }
 
-/// Who is logging in, for the denial log. Client strings are escaped.
+/// Who is logging in, for the denial log.
 struct Who<'a> {
     client_id: Option<&'a str>,
     username: &'a str,
     address: &'a str,
 }
 
-fn log_refusal(instance: &Instance, policy: &Policy, who: &Who<'_>, why: &str) {
+/// Counts a refused login and writes its denial line.
+fn log_refusal(instance: &Instance, policy: &Policy, who: &Who<'_>, kind: LoginDenied, why: &str) {
+    METRICS.login_denied(kind);
     instance.log_denial(policy, || {
-        format!(
-            "denied connect for client \"{}\" username \"{}\" address {}: {why}",
-            who.client_id.unwrap_or_default().escape_debug(),
-            who.username.escape_debug(),
-            who.address.escape_debug(),
-        )
+        Denial {
+            action: "connect",
+            topic: None,
+            address: Some(who.address),
+            client_id: who.client_id,
+            username: (!who.username.is_empty()).then_some(who.username),
+            reason: why,
+        }
+        .to_string()
     });
+}
+
+fn failure_kind(why: AuthFailure) -> LoginDenied {
+    match why {
+        AuthFailure::UnknownUser => LoginDenied::UnknownUser,
+        AuthFailure::NoPassword => LoginDenied::NoPassword,
+        AuthFailure::WrongPassword => LoginDenied::WrongPassword,
+    }
 }
 
 /// The broker code for an outcome; counts failures and successes for throttling.
@@ -80,6 +95,7 @@ fn answer(
                     .throttle
                     .succeeded(who.username.as_bytes(), who.address);
             }
+            METRICS.logins_allowed.fetch_add(1, Ordering::Relaxed);
             sys::MOSQ_ERR_SUCCESS
         }
         AuthOutcome::Defer => sys::MOSQ_ERR_PLUGIN_DEFER,
@@ -92,7 +108,7 @@ fn answer(
                     Instant::now(),
                 );
             }
-            log_refusal(instance, policy, who, why.as_str());
+            log_refusal(instance, policy, who, failure_kind(why), why.as_str());
             sys::MOSQ_ERR_AUTH
         }
     }
@@ -152,7 +168,11 @@ ffi_guarded! {
                 let identity = match policy.certificate_identity(&der, client_id) {
                     Some(Ok(identity)) => identity,
                     Some(Err(why)) => {
-                        log_refusal(instance, &policy, &who, &format!("certificate: {why}"));
+                        let kind = match why {
+                            IdentityError::Revoked(_) => LoginDenied::Revoked,
+                            _ => LoginDenied::Certificate,
+                        };
+                        log_refusal(instance, &policy, &who, kind, &format!("certificate: {why}"));
                         return sys::MOSQ_ERR_AUTH;
                     }
                     None => return sys::MOSQ_ERR_AUTH,
@@ -160,12 +180,15 @@ ffi_guarded! {
                 if cfg.password == PasswordPolicy::Ignore {
                     // SAFETY: event.client as above; the name is a NUL-free valid string.
                     return match unsafe { instance.broker.set_client_username(event.client, &identity.name) } {
-                        true => sys::MOSQ_ERR_SUCCESS,
+                        true => {
+                            METRICS.logins_allowed.fetch_add(1, Ordering::Relaxed);
+                            sys::MOSQ_ERR_SUCCESS
+                        }
                         false => sys::MOSQ_ERR_AUTH,
                     };
                 }
                 if username != Some(identity.name.as_str()) {
-                    log_refusal(instance, &policy, &who, &format!(
+                    log_refusal(instance, &policy, &who, LoginDenied::Certificate, &format!(
                         "username must equal the certificate identity \"{}\"", identity.name));
                     return sys::MOSQ_ERR_AUTH;
                 }
@@ -184,15 +207,23 @@ ffi_guarded! {
             if let Some(throttled) =
                 instance.throttle.check(&settings, who.username.as_bytes(), address, Instant::now())
             {
-                log_refusal(instance, &policy, &who, &throttled.describe());
+                log_refusal(instance, &policy, &who, LoginDenied::Throttled, &throttled.describe());
                 return sys::MOSQ_ERR_AUTH;
             }
         }
         let count = has_username && !revalidating;
         let pending = match policy.begin_auth(&instance.cache, username, password) {
-            AuthStep::Done(outcome) => return answer(instance, &policy, &who, outcome, count),
+            AuthStep::Done(outcome) => {
+                if outcome == AuthOutcome::Allow {
+                    METRICS.cache_hits.fetch_add(1, Ordering::Relaxed);
+                }
+                return answer(instance, &policy, &who, outcome, count);
+            }
             AuthStep::Verify(pending) => pending,
         };
+        if !pending.is_decoy() {
+            METRICS.cache_misses.fetch_add(1, Ordering::Relaxed);
+        }
         let password = password.unwrap_or_default();
         if pending.is_slow() && may_delay {
             if let (Some(pool), Some(id)) = (&instance.pool, client_id) {
@@ -206,7 +237,7 @@ ffi_guarded! {
                 return match delay(instance, pool, id, new_ticket(), pending, attempt) {
                     Ok(()) => MOSQ_ERR_AUTH_DELAYED,
                     Err(refusal) => {
-                        log_refusal(instance, &policy, &who, busy_reason(refusal));
+                        log_refusal(instance, &policy, &who, LoginDenied::Busy, busy_reason(refusal));
                         busy_code(refusal)
                     }
                 };
@@ -272,6 +303,7 @@ ffi_guarded! {
             return sys::MOSQ_ERR_SUCCESS;
         };
         instance.end_revalidation();
+        instance.publish_metrics();
         let Some(pool) = &instance.pool else {
             return sys::MOSQ_ERR_SUCCESS;
         };
@@ -308,7 +340,13 @@ fn complete(
             username: "",
             address: "",
         };
-        log_refusal(instance, &current, &who, "verification expired or failed");
+        log_refusal(
+            instance,
+            &current,
+            &who,
+            LoginDenied::Busy,
+            "verification expired or failed",
+        );
         instance
             .broker
             .complete_basic_auth(client_id, sys::MOSQ_ERR_AUTH);
@@ -330,6 +368,7 @@ fn complete(
             instance,
             &current,
             &who,
+            LoginDenied::Busy,
             "policy reloaded during verification; refused, the client may retry",
         );
         instance
@@ -360,7 +399,13 @@ fn complete(
                     username: &username,
                     address: &address,
                 };
-                log_refusal(instance, &current, &who, busy_reason(refusal));
+                log_refusal(
+                    instance,
+                    &current,
+                    &who,
+                    LoginDenied::Busy,
+                    busy_reason(refusal),
+                );
                 instance
                     .broker
                     .complete_basic_auth(client_id, sys::MOSQ_ERR_AUTH);

@@ -27,6 +27,15 @@ type CallbackUnregister = unsafe extern "C" fn(
     *const c_void,
 ) -> c_int;
 type CompleteBasicAuth = unsafe extern "C" fn(*const c_char, c_int);
+type PublishCopy = unsafe extern "C" fn(
+    *const c_char,
+    *const c_char,
+    c_int,
+    *const c_void,
+    c_int,
+    bool,
+    *mut c_void,
+) -> c_int;
 type SetInfo =
     unsafe extern "C" fn(*mut mosquitto_plugin_id_t, *const c_char, *const c_char) -> c_int;
 
@@ -48,6 +57,7 @@ pub(crate) struct Broker {
     pub(crate) client_certificate: ClientCertificate,
     callback_register: CallbackRegister,
     callback_unregister: CallbackUnregister,
+    publish_copy: PublishCopy,
     set_info: Option<SetInfo>,
     /// 2.1 only: answers a basic auth that returned MOSQ_ERR_AUTH_DELAYED.
     complete_basic_auth: Option<CompleteBasicAuth>,
@@ -86,6 +96,7 @@ impl Broker {
             client_certificate: required!(c"mosquitto_client_certificate", ClientCertificate),
             callback_register: required!(c"mosquitto_callback_register", CallbackRegister),
             callback_unregister: required!(c"mosquitto_callback_unregister", CallbackUnregister),
+            publish_copy: required!(c"mosquitto_broker_publish_copy", PublishCopy),
             version: if set_info.is_some() {
                 BrokerVersion::V2_1
             } else {
@@ -196,6 +207,28 @@ impl Broker {
             // runs on the broker's main thread.
             unsafe { complete(id.as_ptr(), result) };
         }
+    }
+
+    /// Publishes a retained QoS 0 message from the broker itself (for `$SYS` counters). Must
+    /// run on the broker's main thread.
+    pub(crate) fn publish_retained(&self, topic: &str, payload: &str) {
+        let Ok(topic) = std::ffi::CString::new(topic) else {
+            return;
+        };
+        // SAFETY: NULL client id (to every subscriber), a valid topic, `payload.len()` bytes
+        // at `payload` which the broker copies, no properties; called from TICK, on the
+        // broker's main thread.
+        unsafe {
+            (self.publish_copy)(
+                std::ptr::null(),
+                topic.as_ptr(),
+                payload.len() as c_int,
+                payload.as_ptr() as *const c_void,
+                0,
+                true,
+                std::ptr::null_mut(),
+            )
+        };
     }
 
     /// Names the plugin in 2.1's logs; a no-op on 2.0.

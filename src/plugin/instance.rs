@@ -12,9 +12,11 @@ use arc_swap::ArcSwap;
 
 use super::auth::Verified;
 use super::broker::{Broker, BrokerVersion, Callback};
+use super::housekeeping::{Housekeeping, Shared};
 use super::sys::{self, mosquitto_plugin_id_t};
 use crate::cache::CredentialCache;
 use crate::config::LogLevel;
+use crate::metrics::{Gauges, METRICS};
 use crate::policy::{Options, Policy};
 use crate::pool::{PoolLimits, VerifyPool};
 use crate::ratelimit::{Permit, RateLimiter};
@@ -35,13 +37,15 @@ const REVALIDATION_WINDOW: Duration = Duration::from_secs(2);
 
 /// The broker events a policy needs callbacks for: basic auth only with a password file or
 /// `[identity]`, ACL only with an ACL file (so the broker behaves as with the built-in
-/// option absent), TICK with basic auth (it answers delayed logins on 2.1 and ends the
-/// re-authentication window of a reload).
+/// option absent); RELOAD and TICK always (TICK answers delayed logins on 2.1, ends the
+/// re-authentication window of a reload and publishes the `$SYS` counters).
 fn wanted_events(policy: &Policy) -> Vec<(u32, Callback)> {
-    let mut wanted: Vec<(u32, Callback)> = vec![(sys::MOSQ_EVT_RELOAD, super::reload::on_reload)];
+    let mut wanted: Vec<(u32, Callback)> = vec![
+        (sys::MOSQ_EVT_RELOAD, super::reload::on_reload),
+        (sys::MOSQ_EVT_TICK, super::auth::on_tick),
+    ];
     if policy.passwd.is_some() || policy.config.identity.is_some() {
         wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
-        wanted.push((sys::MOSQ_EVT_TICK, super::auth::on_tick));
     }
     if policy.acl.is_some() {
         wanted.push((sys::MOSQ_EVT_ACL_CHECK, super::acl::on_acl_check));
@@ -64,7 +68,7 @@ pub(crate) struct Instance {
     identifier: *mut mosquitto_plugin_id_t,
     pub(crate) options: Options,
     /// Swapped whole on reload; readers never block and never see a half-loaded policy.
-    pub(crate) policy: ArcSwap<Policy>,
+    pub(crate) policy: Arc<ArcSwap<Policy>>,
     registered: Vec<(u32, Callback)>,
     /// Budget for denial log lines.
     denials: RateLimiter,
@@ -74,6 +78,10 @@ pub(crate) struct Instance {
     pub(crate) pool: Option<VerifyPool<Verified>>,
     /// Failed-login counters.
     pub(crate) throttle: Throttle,
+    /// File watching and the metrics textfile; `None` if its thread could not start.
+    housekeeping: Option<Housekeeping>,
+    /// When this instance last published its `$SYS` counters.
+    last_sys_publish: std::sync::Mutex<Option<Instant>>,
     /// The broker's main thread (the one that loaded us): only its basic-auth calls may be
     /// answered later, and only it may complete them.
     main_thread: ThreadId,
@@ -97,13 +105,15 @@ impl Instance {
             cache: Arc::new(CredentialCache::new()),
             pool: None,
             throttle: Throttle::new(),
+            housekeeping: None,
+            last_sys_publish: std::sync::Mutex::new(None),
             main_thread: std::thread::current().id(),
             started: Instant::now(),
             revalidating_since: AtomicU64::new(0),
             broker,
             identifier,
             options,
-            policy: ArcSwap::from_pointee(policy),
+            policy: Arc::new(ArcSwap::from_pointee(policy)),
             registered: Vec::new(),
         }
     }
@@ -131,6 +141,24 @@ impl Instance {
                 ),
             }
         }
+        let load = match &self.pool {
+            Some(pool) => pool.load_probe(),
+            None => Arc::new(|| (0, 0)),
+        };
+        match Housekeeping::start(Shared {
+            policy: Arc::clone(&self.policy),
+            options: self.options.clone(),
+            load,
+        }) {
+            Ok(h) => self.housekeeping = Some(h),
+            Err(e) => self.broker.log(
+                sys::MOSQ_LOG_WARNING,
+                &format!(
+                    "no housekeeping thread ({e}): [reload] watch and [metrics] textfile are off"
+                ),
+            ),
+        }
+        METRICS.loaded_now();
         let userdata = self as *mut Instance as *mut c_void;
         for (event, callback) in wanted {
             // SAFETY: identifier came from mosquitto_plugin_init; userdata is this instance,
@@ -155,8 +183,42 @@ impl Instance {
             // SAFETY: the same identifier and callback that were registered.
             unsafe { self.broker.unregister(self.identifier, event, callback) };
         }
+        self.housekeeping = None;
         super::auth::PARKED.forget_owner(self.owner());
         self.pool = None;
+    }
+
+    /// Publishes the counters under `$SYS/broker/mqttguard/` if `[metrics] sys_interval` has
+    /// passed since the last time. Called from TICK, on the broker's thread.
+    pub(crate) fn publish_metrics(&self) {
+        let policy = self.policy.load();
+        let interval = policy.config.metrics.sys_interval;
+        if interval == 0 {
+            return;
+        }
+        let now = Instant::now();
+        {
+            let mut last = self
+                .last_sys_publish
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(interval)) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let (queued, running) = self.pool.as_ref().map_or((0, 0), |p| p.load());
+        let gauges = Gauges {
+            queued: queued as u64,
+            running: running as u64,
+            policy: policy.size(),
+        };
+        for (topic, value) in METRICS.sys_topics(&gauges) {
+            self.broker.publish_retained(
+                &format!("$SYS/broker/mqttguard/{topic}"),
+                &value.to_string(),
+            );
+        }
     }
 
     /// Identifies this instance's parked logins.
@@ -194,6 +256,7 @@ impl Instance {
         let policy = match Policy::load(&self.options) {
             Ok(policy) => policy,
             Err(e) => {
+                METRICS.reloads_failed.fetch_add(1, Ordering::Relaxed);
                 self.broker.log(
                     sys::MOSQ_LOG_ERR,
                     &format!("reload failed, previous policy stays in force: {e}"),
@@ -223,8 +286,11 @@ impl Instance {
                     describe(&registered)
                 ),
             );
+            METRICS.reloads_failed.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        METRICS.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        METRICS.loaded_now();
         self.broker.log(
             sys::MOSQ_LOG_NOTICE,
             &format!("reloaded: {}", policy.summary(&self.options)),

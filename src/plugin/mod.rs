@@ -7,6 +7,7 @@ mod auth;
 pub(crate) mod boundary;
 mod broker;
 mod cert;
+mod housekeeping;
 mod instance;
 mod reload;
 mod sys;

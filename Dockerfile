@@ -39,8 +39,9 @@ RUN cargo build --release --lib --bin mqttguard \
 
 FROM eclipse-mosquitto:${MOSQUITTO_VERSION}
 USER root
-# libgcc: libgcc_s.so.1 (unwinding); libcrypto3: the certificate shim (cert.c).
-RUN apk add --no-cache libgcc libcrypto3
+# libgcc: libgcc_s.so.1 (unwinding); libcrypto3: the certificate shim (cert.c); musl-utils:
+# ldd, for the self-test (normally there already).
+RUN apk add --no-cache libgcc libcrypto3 musl-utils
 COPY --from=build /out/libmqttguard.so /usr/lib/libmqttguard.so
 COPY --from=build /out/mqttguard /usr/bin/mqttguard
 COPY --from=build /out/alpine-release /tmp/build-alpine-release

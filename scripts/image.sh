@@ -116,12 +116,14 @@ ok "examples/kubernetes validates"
 
 # --- 3. the base and the image ---------------------------------------------------------------
 t0=$SECONDS
+mkdir -p "$cache"
+exec 9>"$cache/image-base.lock"
+flock 9    # one run makes the base; a concurrent one waits for it
 if ! podman image exists "$base"; then
   tree=$cache/image-base-$release
   if [ ! -x "$tree/bin/sh" ]; then
     step "making the Debian $release base image with debootstrap (once)"
     rm -rf "$tree.partial"
-    mkdir -p "$cache"
     debootstrap --variant=minbase "$release" "$tree.partial" http://deb.debian.org/debian \
       > "$tree.log" 2>&1 || { tail -20 "$tree.log"; exit 1; }
     # As Debian's own slim images: security updates listed, no package lists kept.
@@ -133,6 +135,7 @@ if ! podman image exists "$base"; then
   tar -C "$tree" --numeric-owner -c . | podman import --change 'CMD ["bash"]' - "$base" >/dev/null
   echo "  base image $base made in $((SECONDS - t0)) s"
 fi
+flock -u 9
 
 step "building the Debian image (Dockerfile.debian, plugin from target/$profile)"
 t0=$SECONDS

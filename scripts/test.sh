@@ -32,3 +32,11 @@ for entry in trixie:builtin sid:plugin-only; do
       cargo test -p mosquitto-test -- --test-threads="$threads" --skip builtin
   fi
 done
+
+# The examples (lint-clean), the Kubernetes manifests (offline validation) and the Debian
+# container image built with podman and tested end to end (scripts/image.sh installs podman;
+# it uses the debug build made above). MQTTGUARD_IMAGE=0 skips it.
+if [ "${MQTTGUARD_IMAGE:-1}" != 0 ]; then
+  echo "== mqttguard: examples, Kubernetes manifests, container image (podman)"
+  bash scripts/image.sh --profile debug
+fi

@@ -442,3 +442,123 @@ fn large_policies_compile() {
     ));
     assert!(can(&p, &user("user5", "c"), "p999/c/x", Access::Read));
 }
+
+/// The stricter substitution rules only ever remove grants: a `deny` pattern applies wherever
+/// Mosquitto 2.0 applies it (textual substitution of every `%c`/`%u`, and a `$` topic skipped
+/// only when the substituted rule does not start with `$`).
+#[test]
+fn deny_patterns_apply_wherever_mosquitto_2_0_applies_them() {
+    let p = policy(
+        "pattern deny dev/%c/secret\n\
+         pattern deny dev/id-%c/secret\n\
+         pattern deny $%c/secret\n\
+         pattern deny %c/private\n\
+         pattern deny u/%u/secret\n\
+         pattern deny u/pre-%u-post/secret\n\
+         pattern deny %u/private\n\
+         pattern readwrite dev/#\n\
+         pattern readwrite u/#\n\
+         pattern readwrite $app/#\n\
+         pattern readwrite $adm/#\n",
+    );
+    let w = |c: &Client<'_>, t: &str| can(&p, c, t, Access::Write);
+    let line = |c: &Client<'_>, t: &str| deciding_line(&p, p.check(c, t, Access::Write, false));
+    // Client id with '/': 2.0 expands it into two levels, and so does the deny.
+    let slash = anon("a/b");
+    assert!(!w(&slash, "dev/a/b/secret"));
+    assert_eq!(line(&slash, "dev/a/b/secret"), Some(1));
+    assert!(!w(&slash, "dev/id-a/b/secret"));
+    assert_eq!(line(&slash, "dev/id-a/b/secret"), Some(2));
+    assert!(w(&slash, "dev/a/b/other"));
+    assert!(w(&slash, "dev/a/secret"));
+    // Trailing and leading '/' in the value.
+    assert!(!w(&anon("a/"), "dev/a//secret"));
+    assert!(w(&anon("a/"), "dev/a/secret"));
+    assert!(!w(&anon("/a"), "dev//a/secret"));
+    // Deny patterns reach '$' topics when the substituted rule starts with '$'.
+    let app = anon("app");
+    assert!(!w(&app, "$app/secret"));
+    assert_eq!(line(&app, "$app/secret"), Some(3));
+    assert!(w(&app, "$app/other"));
+    let dollar = anon("$app");
+    assert!(!w(&dollar, "$app/private"));
+    assert_eq!(line(&dollar, "$app/private"), Some(4));
+    assert!(w(&dollar, "$app/other"));
+    // An empty client id (a plugin could set one) is substituted as the empty string.
+    let empty = anon("");
+    assert!(!w(&empty, "dev//secret"));
+    assert!(!w(&empty, "dev/id-/secret"));
+    assert!(w(&empty, "dev/x/secret"));
+    // %u: '/', '$', empty.
+    let org = user("org/alice", "c1");
+    assert!(!w(&org, "u/org/alice/secret"));
+    assert!(!w(&org, "u/pre-org/alice-post/secret"));
+    assert!(w(&org, "u/org/alice/other"));
+    let adm = user("adm", "c2");
+    assert!(
+        w(&adm, "$adm/secret"),
+        "pattern deny $%c/secret is about the client id"
+    );
+    let dadm = user("$adm", "c3");
+    assert!(!w(&dadm, "$adm/private"));
+    assert!(w(&dadm, "$adm/other"));
+    let eu = user("", "c4");
+    assert!(!w(&eu, "u//secret"));
+    assert!(!w(&eu, "u/pre--post/secret"));
+    // No username: %u rules are skipped, as in 2.0.
+    assert!(w(&anon("c5"), "u//secret"));
+    // Reading is denied the same way.
+    assert!(!can(&p, &slash, "dev/a/b/secret", Access::Read));
+}
+
+#[test]
+fn deny_patterns_with_long_values_stay_bounded() {
+    let p = policy("pattern deny dev/%c/secret\npattern deny %u/x\npattern readwrite #\n");
+    let id = "a/".repeat(32 * 1024);
+    let topic = format!("dev/{id}/secret");
+    assert!(!can(&p, &anon(&id), &topic, Access::Write));
+    assert!(can(
+        &p,
+        &anon(&id),
+        &format!("dev/{id}/other"),
+        Access::Write
+    ));
+    let plus = "+".repeat(64 * 1024);
+    let d = p.check(&anon(&plus), "dev/x/secret", Access::Write, false);
+    assert_eq!(d.reason, Reason::DangerousIdentity);
+    let d = p.check(&user(&plus, "c"), "a/x", Access::Write, false);
+    assert_eq!(d.reason, Reason::DangerousIdentity);
+}
+
+#[test]
+fn checked_subscriptions_honour_deny_patterns_like_delivery() {
+    let p = policy(
+        "pattern deny dev/%c/secret\npattern deny $%c/#\npattern read #\npattern read $app/#\n",
+    );
+    let sub = |id: &str, f: &str| p.check(&anon(id), f, Access::Subscribe, true).allowed;
+    assert!(!sub("a/b", "dev/a/b/secret"));
+    assert!(sub("a/b", "dev/a/b/other"));
+    assert!(!sub("app", "$app/x"));
+    assert!(!sub("app", "$app/#"));
+}
+
+/// Topic names: READ and WRITE of a topic that is empty or contains a wildcard are denied;
+/// SUBSCRIBE/UNSUBSCRIBE take filters, where wildcards are legal but an empty filter is not.
+#[test]
+fn topics_that_are_not_topic_names_are_denied() {
+    let p = policy("user u\ntopic readwrite #\ntopic write a/+\npattern readwrite #\n");
+    let c = user("u", "c");
+    for access in [Access::Read, Access::Write] {
+        for t in ["", "a/#", "a/+", "+", "#", "a/b+", "x#"] {
+            assert!(!can(&p, &c, t, access), "{access:?} {t:?}");
+            assert!(!can(&p, &anon("c"), t, access), "{access:?} {t:?}");
+        }
+        assert!(can(&p, &c, "a/b", access));
+    }
+    for access in [Access::Subscribe, Access::Unsubscribe] {
+        assert!(!p.check(&c, "", access, false).allowed, "{access:?}");
+        assert!(!p.check(&c, "", access, true).allowed, "{access:?}");
+        assert!(p.check(&c, "a/+", access, false).allowed, "{access:?}");
+        assert!(p.check(&c, "#", access, false).allowed, "{access:?}");
+    }
+}

@@ -76,6 +76,9 @@ pub enum Reason {
     SubscribeUnchecked,
     /// The client is a configured superuser.
     Superuser,
+    /// READ/WRITE of a topic that is empty or contains `+` or `#`, or SUBSCRIBE/UNSUBSCRIBE
+    /// of an empty filter: never a valid request.
+    InvalidTopic,
 }
 
 /// The answer to one ACL question.
@@ -109,8 +112,10 @@ pub struct AclPolicy {
     users: AHashMap<Box<str>, Node>,
     /// `topic` rules before the first `user` line: clients without a username.
     anonymous: Option<Node>,
-    /// Every `pattern` rule.
-    patterns: Option<Node>,
+    /// The `pattern deny` rules, matched with Mosquitto 2.0's substitution (see [`Values`]).
+    pattern_denies: Option<Node>,
+    /// The other `pattern` rules, matched with the stricter substitution.
+    pattern_grants: Option<Node>,
     /// Usernames that have a `user` block (some may have no rules).
     user_count: usize,
 }
@@ -121,14 +126,18 @@ impl AclPolicy {
         let parsed = parse::parse(file, text)?;
         let mut users: AHashMap<Box<str>, Node> = AHashMap::default();
         let mut anonymous: Option<Node> = None;
-        let mut patterns: Option<Node> = None;
+        let mut pattern_denies: Option<Node> = None;
+        let mut pattern_grants: Option<Node> = None;
         for name in &parsed.users {
             users.entry(name.as_str().into()).or_default();
         }
         for (index, rule) in parsed.rules.iter().enumerate() {
             let id = RuleId(index as u32);
             let target = match (rule.kind, &rule.user) {
-                (RuleKind::Pattern, _) => patterns.get_or_insert_with(Node::default),
+                (RuleKind::Pattern, _) if rule.access == RuleAccess::Deny => {
+                    pattern_denies.get_or_insert_with(Node::default)
+                }
+                (RuleKind::Pattern, _) => pattern_grants.get_or_insert_with(Node::default),
                 (RuleKind::Topic, None) => anonymous.get_or_insert_with(Node::default),
                 (RuleKind::Topic, Some(user)) => users.entry(user.as_str().into()).or_default(),
             };
@@ -140,7 +149,10 @@ impl AclPolicy {
         if let Some(node) = anonymous.as_mut() {
             node.finish();
         }
-        if let Some(node) = patterns.as_mut() {
+        for node in [pattern_denies.as_mut(), pattern_grants.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             node.finish();
         }
         Ok(AclPolicy {
@@ -149,7 +161,8 @@ impl AclPolicy {
             rules: parsed.rules,
             users,
             anonymous,
-            patterns,
+            pattern_denies,
+            pattern_grants,
         })
     }
 
@@ -187,6 +200,9 @@ impl AclPolicy {
             Reason::NoClientId => "client has no client id".to_string(),
             Reason::SubscribeUnchecked => "subscriptions are not checked".to_string(),
             Reason::Superuser => "superuser".to_string(),
+            Reason::InvalidTopic => {
+                "not a valid topic name (empty, or containing '+' or '#')".to_string()
+            }
         }
     }
 
@@ -211,8 +227,12 @@ impl AclPolicy {
         self.rules.len() - self.pattern_count()
     }
 
-    /// Decides a READ or WRITE as Mosquitto 2.0 does, with the stricter `%c`/`%u` rules
-    /// documented in the README. SUBSCRIBE/UNSUBSCRIBE are allowed unless `check_subscribe`.
+    /// Decides a READ or WRITE as Mosquitto 2.0 does, with the stricter `%c`/`%u` rules for
+    /// allow patterns documented in the README (deny patterns apply wherever 2.0 applies
+    /// them). SUBSCRIBE/UNSUBSCRIBE are allowed unless `check_subscribe`.
+    ///
+    /// READ/WRITE of something that is not a topic name (empty, or containing `+` or `#`) and
+    /// SUBSCRIBE/UNSUBSCRIBE of an empty filter are denied ([`Reason::InvalidTopic`]).
     ///
     /// Allocation-free: this runs for every message published and every delivery.
     pub fn check(
@@ -223,7 +243,13 @@ impl AclPolicy {
         check_subscribe: bool,
     ) -> Decision {
         match access {
+            Access::Read | Access::Write if !crate::topic::is_topic_name(topic) => {
+                Decision::deny(Reason::InvalidTopic)
+            }
             Access::Read | Access::Write => self.check_topic(client, topic, access),
+            Access::Subscribe | Access::Unsubscribe if topic.is_empty() => {
+                Decision::deny(Reason::InvalidTopic)
+            }
             Access::Subscribe if check_subscribe => self.check_subscription(client, topic),
             Access::Subscribe | Access::Unsubscribe => Decision::allow(Reason::SubscribeUnchecked),
         }
@@ -244,8 +270,13 @@ impl AclPolicy {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, values, hits| {
-            patterns.match_topic(topic, values, hits);
+        self.check_patterns(client, |patterns, hits| {
+            if let Some(denies) = patterns.denies {
+                denies.match_topic(topic, &patterns.denials, hits);
+            }
+            if let Some(grants) = patterns.grants {
+                grants.match_topic(topic, &patterns.grant_values, hits);
+            }
             hits.decide(access)
         })
     }
@@ -255,21 +286,28 @@ impl AclPolicy {
     fn check_patterns(
         &self,
         client: &Client<'_>,
-        decide: impl FnOnce(&Node, &Values<'_>, &mut Hits) -> Option<Decision>,
+        decide: impl FnOnce(&Patterns<'_>, &mut Hits) -> Option<Decision>,
     ) -> Decision {
-        let Some(patterns) = self.patterns.as_ref() else {
+        if self.pattern_denies.is_none() && self.pattern_grants.is_none() {
             return Decision::deny(Reason::NoMatch);
-        };
-        let dangerous = |s: &str| s.contains(['+', '#']);
-        if client.username.is_some_and(dangerous) || client.id.is_some_and(dangerous) {
+        }
+        // Mosquitto's guard (CVE-2017-7650), before the client id check as in 2.0.
+        let id = client.id.unwrap_or("");
+        let denials = Values::denials(id, client.username);
+        if denials.has_wildcard() {
             return Decision::deny(Reason::DangerousIdentity);
         }
         let Some(id) = client.id else {
             return Decision::deny(Reason::NoClientId);
         };
-        let values = Values::new(id, client.username);
+        let patterns = Patterns {
+            denies: self.pattern_denies.as_ref(),
+            grants: self.pattern_grants.as_ref(),
+            denials,
+            grant_values: Values::grants(id, client.username),
+        };
         let mut hits = Hits::default();
-        decide(patterns, &values, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
+        decide(&patterns, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
     }
 
     /// Optional SUBSCRIBE check: allowed when one read rule covers every topic the filter can
@@ -285,10 +323,29 @@ impl AclPolicy {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, values, _| {
-            patterns.match_filter(filter, values)
+        self.check_patterns(client, |patterns, _| {
+            let deny = patterns
+                .denies
+                .and_then(|n| n.covering_deny(filter, &patterns.denials));
+            if let Some(id) = deny {
+                return Some(Decision::deny(Reason::Rule(id)));
+            }
+            patterns
+                .grants
+                .and_then(|n| n.covering_read(filter, &patterns.grant_values))
+                .map(|id| Decision::allow(Reason::Rule(id)))
         })
     }
+}
+
+/// The pattern tries with the client's values, for one check.
+struct Patterns<'a> {
+    denies: Option<&'a Node>,
+    grants: Option<&'a Node>,
+    /// Mosquitto 2.0's textual substitution, for deny patterns.
+    denials: Values<'a>,
+    /// The stricter substitution, for allow patterns.
+    grant_values: Values<'a>,
 }
 
 /// `$share/<group>/<filter>` is checked as `<filter>`: the broker passes the raw filter.

@@ -4,7 +4,7 @@
 
 use ahash::AHashMap;
 
-use super::template::{Template, Values};
+use super::template::{Met, Template, Values};
 use super::{Access, Decision, Reason, RuleAccess, RuleId};
 
 /// The rules that end at one place in the trie, reduced to what a decision needs.
@@ -84,6 +84,9 @@ pub(super) struct Node {
     terminal: Option<Terminal>,
     /// Rules whose filter continues with `#` here: they match this level and everything below.
     hash: Option<Terminal>,
+    /// The deny Mosquitto would meet first among every rule at or below this node (set by
+    /// [`Node::finish`]); used when a deny template matches "anything" (see [`Met::Anything`]).
+    subtree_deny: Option<RuleId>,
 }
 
 /// Splits off the first level of a topic: `("a", Some("b/c"))` for `a/b/c`.
@@ -131,42 +134,56 @@ impl Node {
         }
     }
 
-    /// Trims spare capacity once all rules are in.
+    /// Trims spare capacity once all rules are in, and records each node's subtree deny.
     pub(super) fn finish(&mut self) {
         self.literal.shrink_to_fit();
         self.templates.shrink_to_fit();
+        let mut deny = max_opt(
+            self.terminal.and_then(|t| t.deny),
+            self.hash.and_then(|t| t.deny),
+        );
         for child in self.literal.values_mut() {
             child.finish();
+            deny = max_opt(deny, child.subtree_deny);
         }
         if let Some(child) = self.plus.as_mut() {
             child.finish();
+            deny = max_opt(deny, child.subtree_deny);
         }
         for (_, child) in self.templates.iter_mut() {
             child.finish();
+            deny = max_opt(deny, child.subtree_deny);
         }
+        self.subtree_deny = deny;
     }
 
     /// Collects every rule matching `topic`. A topic starting with `$` is matched only by
-    /// rules whose first level is that literal (never `#`, `+` or a template).
+    /// rules whose first level is a literal starting with `$` (never `#` or `+`); with deny
+    /// values also by a template whose substituted text starts with `$` (Mosquitto 2.0 checks
+    /// the `$` of the substituted pattern).
     pub(super) fn match_topic(&self, topic: &str, values: &Values<'_>, hits: &mut Hits) {
         self.walk(topic, topic.starts_with('$'), values, hits);
     }
 
-    fn walk(&self, rest: &str, literal_only: bool, values: &Values<'_>, hits: &mut Hits) {
+    fn walk(&self, rest: &str, dollar_root: bool, values: &Values<'_>, hits: &mut Hits) {
         let (level, tail) = split_level(rest);
         if let Some(child) = self.literal.get(level) {
             child.descend(tail, values, hits);
         }
-        if literal_only {
+        if !dollar_root {
+            hits.add(&self.hash);
+            if let Some(child) = self.plus.as_deref() {
+                child.descend(tail, values, hits);
+            }
+        }
+        if dollar_root && !values.deny {
             return;
         }
-        hits.add(&self.hash);
-        if let Some(child) = self.plus.as_deref() {
-            child.descend(tail, values, hits);
-        }
         for (template, child) in &self.templates {
-            if template.matches(level, values) {
-                child.descend(tail, values, hits);
+            match template.meet(rest, values) {
+                Met::No => {}
+                Met::Rest(after) => child.descend(after, values, hits),
+                Met::Anything => hits.0.deny = max_opt(hits.0.deny, child.subtree_deny),
             }
         }
     }
@@ -186,53 +203,67 @@ impl Node {
     /// a read grant covering the whole filter decides allow; otherwise undecided. "Covering"
     /// is Mosquitto 2.1's `mosquitto_sub_matches_acl`: every topic the filter can match.
     pub(super) fn match_filter(&self, filter: &str, values: &Values<'_>) -> Option<Decision> {
-        let dollar = filter.starts_with('$');
-        if let Some(id) = self.covering(filter, dollar, values, |t| t.deny) {
+        if let Some(id) = self.covering_deny(filter, values) {
             return Some(Decision::deny(Reason::Rule(id)));
         }
-        self.covering(filter, dollar, values, |t| t.read)
+        self.covering_read(filter, values)
             .map(|id| Decision::allow(Reason::Rule(id)))
     }
 
-    /// The first rule (as `pick` selects from a terminal) that matches every topic the filter
-    /// can match. `literal_only` at the root for `$` filters, as in [`Node::match_topic`].
+    /// The deny Mosquitto would meet first among the rules covering the whole filter.
+    pub(super) fn covering_deny(&self, filter: &str, values: &Values<'_>) -> Option<RuleId> {
+        self.covering(filter, filter.starts_with('$'), values, |t| t.deny, max_opt)
+    }
+
+    /// The first rule in file order granting read that covers the whole filter.
+    pub(super) fn covering_read(&self, filter: &str, values: &Values<'_>) -> Option<RuleId> {
+        self.covering(filter, filter.starts_with('$'), values, |t| t.read, min_opt)
+    }
+
+    /// The rule (as `pick` selects from a terminal, `best` between two) that matches every
+    /// topic the filter can match. `dollar_root` at the root for `$` filters, as in
+    /// [`Node::match_topic`].
     fn covering(
         &self,
         filter: &str,
-        literal_only: bool,
+        dollar_root: bool,
         values: &Values<'_>,
         pick: fn(&Terminal) -> Option<RuleId>,
+        best: fn(Option<RuleId>, Option<RuleId>) -> Option<RuleId>,
     ) -> Option<RuleId> {
         let (level, tail) = split_level(filter);
         let mut found = None;
-        if !literal_only {
+        if !dollar_root {
             found = self.hash.as_ref().and_then(pick);
         }
         if level == "#" {
             return found;
         }
-        let at_end = |child: &Node| match tail {
-            None => min_opt(
+        let at_end = |child: &Node, tail: Option<&str>| match tail {
+            None => best(
                 child.terminal.as_ref().and_then(pick),
                 child.hash.as_ref().and_then(pick),
             ),
-            Some(rest) => child.covering(rest, false, values, pick),
+            Some(rest) => child.covering(rest, false, values, pick, best),
         };
         if level != "+" {
             if let Some(child) = self.literal.get(level) {
-                found = min_opt(found, at_end(child));
+                found = best(found, at_end(child, tail));
             }
-            if !literal_only {
+            if !dollar_root || values.deny {
                 for (template, child) in &self.templates {
-                    if template.matches(level, values) {
-                        found = min_opt(found, at_end(child));
+                    match template.meet(filter, values) {
+                        Met::No => {}
+                        Met::Rest(after) => found = best(found, at_end(child, after)),
+                        // Only deny values match "anything"; the subtree's deny covers.
+                        Met::Anything => found = best(found, child.subtree_deny),
                     }
                 }
             }
         }
-        if !literal_only {
+        if !dollar_root {
             if let Some(child) = self.plus.as_deref() {
-                found = min_opt(found, at_end(child));
+                found = best(found, at_end(child, tail));
             }
         }
         found

@@ -71,16 +71,26 @@ fn has_wildcard(bytes: &[u8]) -> bool {
     // A byte of `x` is zero => the "has zero byte" test sets its high bit (it may also flag
     // a 0x01 byte above a zero byte, but only when some byte really is zero).
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let hit = |word: [u8; 8]| {
+        let w = u64::from_ne_bytes(word);
+        has_zero(w ^ PLUS) || has_zero(w ^ HASH)
+    };
+    let word = |chunk: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        w
+    };
+    if bytes.len() < 8 {
+        return bytes.iter().any(|&b| b == b'+' || b == b'#');
+    }
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_ne_bytes(word);
-        if has_zero(w ^ PLUS) || has_zero(w ^ HASH) {
+        if hit(word(chunk)) {
             return true;
         }
     }
-    chunks.remainder().iter().any(|&b| b == b'+' || b == b'#')
+    // The last bytes: the final eight, overlapping what was already checked.
+    !chunks.remainder().is_empty() && hit(word(&bytes[bytes.len() - 8..]))
 }
 
 /// Whether `filter` matches `topic` under MQTT rules (as `mosquitto_topic_matches_sub`):

@@ -562,3 +562,89 @@ fn topics_that_are_not_topic_names_are_denied() {
         assert!(p.check(&c, "#", access, false).allowed, "{access:?}");
     }
 }
+
+/// The compiled tries against a naive statement of the semantics, on many small random
+/// policies: deny patterns substitute every `%c`/`%u` textually and match as Mosquitto 2.0
+/// (`$` compared on the substituted rule); allow patterns never match with an empty value or
+/// one holding `/`, `+`, `#`, nor through a first level with a placeholder on a `$` topic.
+#[test]
+fn patterns_agree_with_a_naive_reference() {
+    use mqttguard::topic::filter_matches;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let rule_levels = ["a", "b", "$a", "%c", "%u", "x-%c", "%c%u", "+", "$%c"];
+    let values = ["a", "b", "a/b", "", "$a", "/a", "a/", "x-a", "b/x-a"];
+    let topic_levels = ["a", "b", "$a", "x-a", "", "ab", "x-"];
+    for _ in 0..20_000 {
+        let mut rules: Vec<(bool, String)> = Vec::new();
+        for _ in 0..1 + next(4) {
+            let depth = 1 + next(3);
+            let mut levels: Vec<&str> = (0..depth)
+                .map(|_| rule_levels[next(rule_levels.len())])
+                .enumerate()
+                .map(|(i, l)| if i > 0 && l.starts_with('$') { "b" } else { l })
+                .collect();
+            if next(4) == 0 {
+                levels.push("#");
+            }
+            rules.push((next(2) == 0, levels.join("/")));
+        }
+        let text: String = rules
+            .iter()
+            .map(|(deny, t)| format!("pattern {} {t}\n", if *deny { "deny" } else { "readwrite" }))
+            .collect();
+        let p = policy(&text);
+        let id = values[next(values.len())];
+        let username = [None, Some(values[next(values.len())])][next(2)];
+        let topic: Vec<&str> = (0..1 + next(4))
+            .map(|_| topic_levels[next(topic_levels.len())])
+            .collect();
+        let topic = topic.join("/");
+        let safe = |v: &str| !v.is_empty() && !v.contains(['/', '+', '#']);
+        let subst = |t: &str| {
+            t.replace("%c", "\u{1}")
+                .replace("%u", "\u{2}")
+                .replace('\u{1}', id)
+                .replace('\u{2}', username.unwrap_or(""))
+        };
+        let matches = |deny: bool, t: &str| {
+            if t.contains("%u") && username.is_none() {
+                return false;
+            }
+            if deny {
+                return filter_matches(&subst(t), &topic);
+            }
+            let uses_c = t.contains("%c");
+            let uses_u = t.contains("%u");
+            if (uses_c && !safe(id)) || (uses_u && !username.is_some_and(safe)) {
+                return false;
+            }
+            let first = t.split('/').next().unwrap_or("");
+            if topic.starts_with('$') && (first.contains("%c") || first.contains("%u")) {
+                return false;
+            }
+            filter_matches(&subst(t), &topic)
+        };
+        let denied = rules.iter().any(|(d, t)| *d && matches(true, t));
+        let granted = rules.iter().any(|(d, t)| !*d && matches(false, t));
+        // The empty topic is not a topic name: always denied.
+        let expected = !topic.is_empty() && !denied && granted;
+        let client = Client {
+            id: Some(id),
+            username,
+        };
+        let got = p.check(&client, &topic, Access::Write, false);
+        assert_eq!(
+            got.allowed, expected,
+            "{text}id {id:?} username {username:?} topic {topic:?}: {got:?}"
+        );
+        if denied && !topic.is_empty() {
+            assert!(matches!(got.reason, Reason::Rule(_)), "{got:?}");
+        }
+    }
+}

@@ -12,8 +12,7 @@ use ahash::AHashMap;
 pub use parse::{AclError, RuleAccess, RuleKind};
 
 use crate::error::{LoadError, Located};
-use template::Values;
-use trie::{Hits, Node};
+use trie::{Hits, Node, Subst};
 
 /// What the broker asks about (`MOSQ_ACL_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,10 +111,9 @@ pub struct AclPolicy {
     users: AHashMap<Box<str>, Node>,
     /// `topic` rules before the first `user` line: clients without a username.
     anonymous: Option<Node>,
-    /// The `pattern deny` rules, matched with Mosquitto 2.0's substitution (see [`Values`]).
-    pattern_denies: Option<Node>,
-    /// The other `pattern` rules, matched with the stricter substitution.
-    pattern_grants: Option<Node>,
+    /// Every `pattern` rule: deny patterns substitute as Mosquitto 2.0 does, allow patterns
+    /// with the stricter rules (see [`Subst`]).
+    patterns: Option<Node>,
     /// Usernames that have a `user` block (some may have no rules).
     user_count: usize,
 }
@@ -126,18 +124,14 @@ impl AclPolicy {
         let parsed = parse::parse(file, text)?;
         let mut users: AHashMap<Box<str>, Node> = AHashMap::default();
         let mut anonymous: Option<Node> = None;
-        let mut pattern_denies: Option<Node> = None;
-        let mut pattern_grants: Option<Node> = None;
+        let mut patterns: Option<Node> = None;
         for name in &parsed.users {
             users.entry(name.as_str().into()).or_default();
         }
         for (index, rule) in parsed.rules.iter().enumerate() {
             let id = RuleId(index as u32);
             let target = match (rule.kind, &rule.user) {
-                (RuleKind::Pattern, _) if rule.access == RuleAccess::Deny => {
-                    pattern_denies.get_or_insert_with(Node::default)
-                }
-                (RuleKind::Pattern, _) => pattern_grants.get_or_insert_with(Node::default),
+                (RuleKind::Pattern, _) => patterns.get_or_insert_with(Node::default),
                 (RuleKind::Topic, None) => anonymous.get_or_insert_with(Node::default),
                 (RuleKind::Topic, Some(user)) => users.entry(user.as_str().into()).or_default(),
             };
@@ -149,10 +143,7 @@ impl AclPolicy {
         if let Some(node) = anonymous.as_mut() {
             node.finish();
         }
-        for node in [pattern_denies.as_mut(), pattern_grants.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(node) = patterns.as_mut() {
             node.finish();
         }
         Ok(AclPolicy {
@@ -161,8 +152,7 @@ impl AclPolicy {
             rules: parsed.rules,
             users,
             anonymous,
-            pattern_denies,
-            pattern_grants,
+            patterns,
         })
     }
 
@@ -265,18 +255,13 @@ impl AclPolicy {
     fn check_topic(&self, client: &Client<'_>, topic: &str, access: Access) -> Decision {
         if let Some(own) = self.own_rules(client) {
             let mut hits = Hits::default();
-            own.match_topic(topic, &Values::NONE, &mut hits);
+            own.match_topic(topic, &Subst::NONE, &mut hits);
             if let Some(decision) = hits.decide(access) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, hits| {
-            if let Some(denies) = patterns.denies {
-                denies.match_topic(topic, &patterns.denials, hits);
-            }
-            if let Some(grants) = patterns.grants {
-                grants.match_topic(topic, &patterns.grant_values, hits);
-            }
+        self.check_patterns(client, |patterns, subst, hits| {
+            patterns.match_topic(topic, subst, hits);
             hits.decide(access)
         })
     }
@@ -286,28 +271,21 @@ impl AclPolicy {
     fn check_patterns(
         &self,
         client: &Client<'_>,
-        decide: impl FnOnce(&Patterns<'_>, &mut Hits) -> Option<Decision>,
+        decide: impl FnOnce(&Node, &Subst<'_>, &mut Hits) -> Option<Decision>,
     ) -> Decision {
-        if self.pattern_denies.is_none() && self.pattern_grants.is_none() {
+        let Some(patterns) = self.patterns.as_ref() else {
             return Decision::deny(Reason::NoMatch);
-        }
+        };
         // Mosquitto's guard (CVE-2017-7650), before the client id check as in 2.0.
-        let id = client.id.unwrap_or("");
-        let denials = Values::denials(id, client.username);
-        if denials.has_wildcard() {
+        let subst = Subst::new(client.id.unwrap_or(""), client.username);
+        if subst.has_wildcard() {
             return Decision::deny(Reason::DangerousIdentity);
         }
-        let Some(id) = client.id else {
+        if client.id.is_none() {
             return Decision::deny(Reason::NoClientId);
-        };
-        let patterns = Patterns {
-            denies: self.pattern_denies.as_ref(),
-            grants: self.pattern_grants.as_ref(),
-            denials,
-            grant_values: Values::grants(id, client.username),
-        };
+        }
         let mut hits = Hits::default();
-        decide(&patterns, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
+        decide(patterns, &subst, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
     }
 
     /// Optional SUBSCRIBE check: allowed when one read rule covers every topic the filter can
@@ -319,33 +297,14 @@ impl AclPolicy {
             return Decision::deny(Reason::NoMatch);
         }
         if let Some(own) = self.own_rules(client) {
-            if let Some(decision) = own.match_filter(filter, &Values::NONE) {
+            if let Some(decision) = own.match_filter(filter, &Subst::NONE) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, _| {
-            let deny = patterns
-                .denies
-                .and_then(|n| n.covering_deny(filter, &patterns.denials));
-            if let Some(id) = deny {
-                return Some(Decision::deny(Reason::Rule(id)));
-            }
-            patterns
-                .grants
-                .and_then(|n| n.covering_read(filter, &patterns.grant_values))
-                .map(|id| Decision::allow(Reason::Rule(id)))
+        self.check_patterns(client, |patterns, subst, _| {
+            patterns.match_filter(filter, subst)
         })
     }
-}
-
-/// The pattern tries with the client's values, for one check.
-struct Patterns<'a> {
-    denies: Option<&'a Node>,
-    grants: Option<&'a Node>,
-    /// Mosquitto 2.0's textual substitution, for deny patterns.
-    denials: Values<'a>,
-    /// The stricter substitution, for allow patterns.
-    grant_values: Values<'a>,
 }
 
 /// `$share/<group>/<filter>` is checked as `<filter>`: the broker passes the raw filter.

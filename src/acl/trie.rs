@@ -5,6 +5,51 @@
 use ahash::AHashMap;
 
 use super::template::{Met, Template, Values};
+
+/// The client's values for one walk over a rule list: deny patterns substitute with `deny`
+/// (Mosquitto 2.0's textual substitution), allow patterns with `grant` (the stricter rules).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subst<'a> {
+    pub(super) deny: Values<'a>,
+    pub(super) grant: Values<'a>,
+    /// Both substitute the same (the usual case: every value is safe), so a template is met
+    /// once for deny and allow rules alike.
+    pub(super) same: bool,
+}
+
+impl Subst<'_> {
+    /// Whether the client id or username holds `+` or `#` (Mosquitto's "dangerous id").
+    pub(crate) fn has_wildcard(&self) -> bool {
+        self.deny.has_wildcard()
+    }
+}
+
+impl<'a> Subst<'a> {
+    /// For per-user rules, which have no placeholders.
+    pub(crate) const NONE: Subst<'static> = Subst {
+        deny: Values::NONE,
+        grant: Values::NONE,
+        same: true,
+    };
+
+    pub(crate) fn new(client_id: &'a str, username: Option<&'a str>) -> Subst<'a> {
+        let deny = Values::denials(client_id, username);
+        let grant = Values::grants(client_id, username);
+        Subst {
+            deny,
+            grant,
+            same: deny.same_as(&grant),
+        }
+    }
+}
+
+/// Which rules a walk collects below the templates it went through: a template met with the
+/// deny values leads only to deny rules, one met with the grant values only to allow rules.
+/// A const parameter of the walk, so the per-user walk (always `BOTH`) pays nothing for it.
+type Want = u8;
+const BOTH: Want = 0;
+const DENY: Want = 1;
+const GRANT: Want = 2;
 use super::{Access, Decision, Reason, RuleAccess, RuleId};
 
 /// The rules that end at one place in the trie, reduced to what a decision needs.
@@ -37,12 +82,16 @@ impl Terminal {
 pub(super) struct Hits(Terminal);
 
 impl Hits {
-    fn add(&mut self, t: &Option<Terminal>) {
+    fn add<const WANT: Want>(&mut self, t: &Option<Terminal>) {
         if let Some(t) = t {
             let h = &mut self.0;
-            h.deny = max_opt(h.deny, t.deny);
-            h.read = min_opt(h.read, t.read);
-            h.write = min_opt(h.write, t.write);
+            if WANT != GRANT {
+                h.deny = max_opt(h.deny, t.deny);
+            }
+            if WANT != DENY {
+                h.read = min_opt(h.read, t.read);
+                h.write = min_opt(h.write, t.write);
+            }
         }
     }
 
@@ -158,43 +207,75 @@ impl Node {
     }
 
     /// Collects every rule matching `topic`. A topic starting with `$` is matched only by
-    /// rules whose first level is a literal starting with `$` (never `#` or `+`); with deny
-    /// values also by a template whose substituted text starts with `$` (Mosquitto 2.0 checks
-    /// the `$` of the substituted pattern).
-    pub(super) fn match_topic(&self, topic: &str, values: &Values<'_>, hits: &mut Hits) {
-        self.walk(topic, topic.starts_with('$'), values, hits);
+    /// rules whose first level is a literal starting with `$` (never `#` or `+`); deny rules
+    /// also by a first-level template whose substituted text starts with `$` (Mosquitto 2.0
+    /// checks the `$` of the substituted pattern).
+    pub(super) fn match_topic(&self, topic: &str, subst: &Subst<'_>, hits: &mut Hits) {
+        self.walk::<BOTH>(topic, topic.starts_with('$'), subst, hits);
     }
 
-    fn walk(&self, rest: &str, dollar_root: bool, values: &Values<'_>, hits: &mut Hits) {
+    fn walk<const WANT: Want>(
+        &self,
+        rest: &str,
+        dollar_root: bool,
+        s: &Subst<'_>,
+        hits: &mut Hits,
+    ) {
         let (level, tail) = split_level(rest);
         if let Some(child) = self.literal.get(level) {
-            child.descend(tail, values, hits);
+            child.descend::<WANT>(tail, s, hits);
         }
         if !dollar_root {
-            hits.add(&self.hash);
+            hits.add::<WANT>(&self.hash);
             if let Some(child) = self.plus.as_deref() {
-                child.descend(tail, values, hits);
+                child.descend::<WANT>(tail, s, hits);
             }
         }
-        if dollar_root && !values.deny {
+        if self.templates.is_empty() {
             return;
         }
+        let denies = WANT != GRANT;
+        let grants = WANT != DENY && !dollar_root;
         for (template, child) in &self.templates {
-            match template.meet(rest, values) {
-                Met::No => {}
-                Met::Rest(after) => child.descend(after, values, hits),
-                Met::Anything => hits.0.deny = max_opt(hits.0.deny, child.subtree_deny),
+            if denies && grants && s.same {
+                child.meet::<WANT>(template, rest, &s.deny, s, hits);
+                continue;
+            }
+            if denies {
+                child.meet::<DENY>(template, rest, &s.deny, s, hits);
+            }
+            if grants {
+                child.meet::<GRANT>(template, rest, &s.grant, s, hits);
             }
         }
     }
 
-    fn descend(&self, tail: Option<&str>, values: &Values<'_>, hits: &mut Hits) {
+    /// Goes on below `template` (self is its child) if it meets `rest` with `values`.
+    fn meet<const WANT: Want>(
+        &self,
+        template: &Template,
+        rest: &str,
+        values: &Values<'_>,
+        s: &Subst<'_>,
+        hits: &mut Hits,
+    ) {
+        match template.meet(rest, values) {
+            Met::No => {}
+            Met::Rest(after) => self.descend::<WANT>(after, s, hits),
+            Met::Anything if WANT != GRANT => {
+                hits.0.deny = max_opt(hits.0.deny, self.subtree_deny);
+            }
+            Met::Anything => {}
+        }
+    }
+
+    fn descend<const WANT: Want>(&self, tail: Option<&str>, s: &Subst<'_>, hits: &mut Hits) {
         match tail {
-            Some(rest) => self.walk(rest, false, values, hits),
+            Some(rest) => self.walk::<WANT>(rest, false, s, hits),
             None => {
                 // The topic ends here: exact matches, and `x/#` matching its parent `x`.
-                hits.add(&self.terminal);
-                hits.add(&self.hash);
+                hits.add::<WANT>(&self.terminal);
+                hits.add::<WANT>(&self.hash);
             }
         }
     }
@@ -202,31 +283,26 @@ impl Node {
     /// Subscription check for one rule list: a deny covering the whole filter decides deny;
     /// a read grant covering the whole filter decides allow; otherwise undecided. "Covering"
     /// is Mosquitto 2.1's `mosquitto_sub_matches_acl`: every topic the filter can match.
-    pub(super) fn match_filter(&self, filter: &str, values: &Values<'_>) -> Option<Decision> {
-        if let Some(id) = self.covering_deny(filter, values) {
+    pub(super) fn match_filter(&self, filter: &str, s: &Subst<'_>) -> Option<Decision> {
+        let dollar = filter.starts_with('$');
+        // Deny rules with the deny values (templates may reach a `$` filter), grants with the
+        // grant values (never through a template at the first level of a `$` filter).
+        let deny = self.covering(filter, dollar, true, &s.deny, |t| t.deny, max_opt);
+        if let Some(id) = deny {
             return Some(Decision::deny(Reason::Rule(id)));
         }
-        self.covering_read(filter, values)
+        self.covering(filter, dollar, false, &s.grant, |t| t.read, min_opt)
             .map(|id| Decision::allow(Reason::Rule(id)))
-    }
-
-    /// The deny Mosquitto would meet first among the rules covering the whole filter.
-    pub(super) fn covering_deny(&self, filter: &str, values: &Values<'_>) -> Option<RuleId> {
-        self.covering(filter, filter.starts_with('$'), values, |t| t.deny, max_opt)
-    }
-
-    /// The first rule in file order granting read that covers the whole filter.
-    pub(super) fn covering_read(&self, filter: &str, values: &Values<'_>) -> Option<RuleId> {
-        self.covering(filter, filter.starts_with('$'), values, |t| t.read, min_opt)
     }
 
     /// The rule (as `pick` selects from a terminal, `best` between two) that matches every
     /// topic the filter can match. `dollar_root` at the root for `$` filters, as in
-    /// [`Node::match_topic`].
+    /// [`Node::match_topic`]; `dollar_templates`: templates may still match there.
     fn covering(
         &self,
         filter: &str,
         dollar_root: bool,
+        dollar_templates: bool,
         values: &Values<'_>,
         pick: fn(&Terminal) -> Option<RuleId>,
         best: fn(Option<RuleId>, Option<RuleId>) -> Option<RuleId>,
@@ -244,19 +320,22 @@ impl Node {
                 child.terminal.as_ref().and_then(pick),
                 child.hash.as_ref().and_then(pick),
             ),
-            Some(rest) => child.covering(rest, false, values, pick, best),
+            Some(rest) => child.covering(rest, false, dollar_templates, values, pick, best),
         };
         if level != "+" {
             if let Some(child) = self.literal.get(level) {
                 found = best(found, at_end(child, tail));
             }
-            if !dollar_root || values.deny {
+            if !dollar_root || dollar_templates {
                 for (template, child) in &self.templates {
                     match template.meet(filter, values) {
                         Met::No => {}
                         Met::Rest(after) => found = best(found, at_end(child, after)),
-                        // Only deny values match "anything"; the subtree's deny covers.
-                        Met::Anything => found = best(found, child.subtree_deny),
+                        // Only deny values match "anything": the subtree's deny covers.
+                        Met::Anything if dollar_templates => {
+                            found = best(found, child.subtree_deny)
+                        }
+                        Met::Anything => {}
                     }
                 }
             }

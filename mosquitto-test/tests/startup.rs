@@ -242,3 +242,25 @@ fn broken_toml_config_refuses_to_start() {
         );
     }
 }
+
+/// The same limits on SIGHUP: a password file with a costly line (or a byte order mark) is
+/// refused naming its line, and the previous one stays in force.
+#[test]
+fn costly_hash_or_bom_on_reload_keeps_the_previous_file() {
+    let alice = good_line("alice");
+    let mut b = BrokerConfig::new(Mode::Plugin)
+        .password_file(format!("{alice}\n"))
+        .start();
+    let login = |user: &str| ConnectOpts::v311(format!("c-{user}")).login(user, "pw");
+    assert_eq!(Client::connack_code(b.port(), &login("alice")), Some(0));
+    for (text, line) in [
+        (format!("{}\n{ARGON_SLOW}\n", good_line("carol")), 2),
+        (format!("\u{feff}{}\n", good_line("carol")), 1),
+    ] {
+        b.write_passwd(&text);
+        b.reload();
+        assert!(b.log_names_line("passwd", line), "log:\n{}", b.log());
+        assert_eq!(Client::connack_code(b.port(), &login("alice")), Some(0));
+        assert_ne!(Client::connack_code(b.port(), &login("carol")), Some(0));
+    }
+}

@@ -14,6 +14,10 @@ use serde::Serialize;
 use crate::acl::{AclPolicy, Rule, RuleAccess, RuleKind};
 use crate::config::Config;
 use crate::error::LoadError;
+use crate::passwd::hash::{
+    ARGON2ID_MIN_WORK, ARGON2ID_RECOMMENDED_MAX_WORK, PBKDF2_MAX_ITERATIONS,
+    PBKDF2_RECOMMENDED_MAX_ITERATIONS,
+};
 use crate::passwd::{PasswordDb, Scheme};
 use crate::policy::{Options, Policy};
 
@@ -108,6 +112,11 @@ pub mod codes {
     pub const WEAK_HASH: &str = "weak-hash";
     /// A `$7$` hash with fewer than [`super::MIN_PBKDF2_ITERATIONS`] iterations.
     pub const LOW_ITERATIONS: &str = "low-iterations";
+    /// A hash whose cost is above the recommended values (below the load limits): every
+    /// login is slow.
+    pub const SLOW_HASH: &str = "slow-hash";
+    /// An argon2id hash whose memory × passes is below OWASP's weakest recommendation.
+    pub const LOW_ARGON2ID_COST: &str = "low-argon2id-cost";
     /// A password file that every local user can read.
     pub const WORLD_READABLE: &str = "world-readable";
     /// Another warning the plugin itself logs when it loads the files.
@@ -557,6 +566,52 @@ pub fn lint_passwd(file: &Path, entries: &[PasswdEntry]) -> Vec<Finding> {
                         e.name
                     ),
                 )),
+            Scheme::Pbkdf2Sha512 { iterations, .. }
+                if iterations > PBKDF2_RECOMMENDED_MAX_ITERATIONS =>
+            {
+                out.push(Finding::warning(
+                    file,
+                    e.line,
+                    codes::SLOW_HASH,
+                    format!(
+                        "user {}: `$7$` hash with {iterations} PBKDF2 iterations (more than the \
+                         {PBKDF2_RECOMMENDED_MAX_ITERATIONS} OWASP recommends): every login costs \
+                         the broker up to {} ms; the limit is {PBKDF2_MAX_ITERATIONS}",
+                        e.name,
+                        u64::from(iterations) * 8 / 10_000
+                    ),
+                ))
+            }
+            Scheme::Argon2id { m_kib, t, .. } => {
+                let work = u64::from(m_kib) * u64::from(t);
+                if work > ARGON2ID_RECOMMENDED_MAX_WORK {
+                    out.push(Finding::warning(
+                        file,
+                        e.line,
+                        codes::SLOW_HASH,
+                        format!(
+                            "user {}: argon2id with m={m_kib} KiB and t={t} (memory x passes above \
+                             RFC 9106's m=65536, t=3): every login costs the broker up to {} ms \
+                             and {} MiB",
+                            e.name,
+                            work * 3 / 2048,
+                            m_kib / 1024
+                        ),
+                    ));
+                } else if work < ARGON2ID_MIN_WORK {
+                    out.push(Finding::warning(
+                        file,
+                        e.line,
+                        codes::LOW_ARGON2ID_COST,
+                        format!(
+                            "user {}: argon2id with m={m_kib} KiB and t={t} (memory x passes below \
+                             OWASP's weakest recommendation, m=7168, t=5): set the password again \
+                             with `mqttguard passwd`",
+                            e.name
+                        ),
+                    ));
+                }
+            }
             _ => {}
         }
     }

@@ -442,3 +442,209 @@ fn large_policies_compile() {
     ));
     assert!(can(&p, &user("user5", "c"), "p999/c/x", Access::Read));
 }
+
+/// The stricter substitution rules only ever remove grants: a `deny` pattern applies wherever
+/// Mosquitto 2.0 applies it (textual substitution of every `%c`/`%u`, and a `$` topic skipped
+/// only when the substituted rule does not start with `$`).
+#[test]
+fn deny_patterns_apply_wherever_mosquitto_2_0_applies_them() {
+    let p = policy(
+        "pattern deny dev/%c/secret\n\
+         pattern deny dev/id-%c/secret\n\
+         pattern deny $%c/secret\n\
+         pattern deny %c/private\n\
+         pattern deny u/%u/secret\n\
+         pattern deny u/pre-%u-post/secret\n\
+         pattern deny %u/private\n\
+         pattern readwrite dev/#\n\
+         pattern readwrite u/#\n\
+         pattern readwrite $app/#\n\
+         pattern readwrite $adm/#\n",
+    );
+    let w = |c: &Client<'_>, t: &str| can(&p, c, t, Access::Write);
+    let line = |c: &Client<'_>, t: &str| deciding_line(&p, p.check(c, t, Access::Write, false));
+    // Client id with '/': 2.0 expands it into two levels, and so does the deny.
+    let slash = anon("a/b");
+    assert!(!w(&slash, "dev/a/b/secret"));
+    assert_eq!(line(&slash, "dev/a/b/secret"), Some(1));
+    assert!(!w(&slash, "dev/id-a/b/secret"));
+    assert_eq!(line(&slash, "dev/id-a/b/secret"), Some(2));
+    assert!(w(&slash, "dev/a/b/other"));
+    assert!(w(&slash, "dev/a/secret"));
+    // Trailing and leading '/' in the value.
+    assert!(!w(&anon("a/"), "dev/a//secret"));
+    assert!(w(&anon("a/"), "dev/a/secret"));
+    assert!(!w(&anon("/a"), "dev//a/secret"));
+    // Deny patterns reach '$' topics when the substituted rule starts with '$'.
+    let app = anon("app");
+    assert!(!w(&app, "$app/secret"));
+    assert_eq!(line(&app, "$app/secret"), Some(3));
+    assert!(w(&app, "$app/other"));
+    let dollar = anon("$app");
+    assert!(!w(&dollar, "$app/private"));
+    assert_eq!(line(&dollar, "$app/private"), Some(4));
+    assert!(w(&dollar, "$app/other"));
+    // An empty client id (a plugin could set one) is substituted as the empty string.
+    let empty = anon("");
+    assert!(!w(&empty, "dev//secret"));
+    assert!(!w(&empty, "dev/id-/secret"));
+    assert!(w(&empty, "dev/x/secret"));
+    // %u: '/', '$', empty.
+    let org = user("org/alice", "c1");
+    assert!(!w(&org, "u/org/alice/secret"));
+    assert!(!w(&org, "u/pre-org/alice-post/secret"));
+    assert!(w(&org, "u/org/alice/other"));
+    let adm = user("adm", "c2");
+    assert!(
+        w(&adm, "$adm/secret"),
+        "pattern deny $%c/secret is about the client id"
+    );
+    let dadm = user("$adm", "c3");
+    assert!(!w(&dadm, "$adm/private"));
+    assert!(w(&dadm, "$adm/other"));
+    let eu = user("", "c4");
+    assert!(!w(&eu, "u//secret"));
+    assert!(!w(&eu, "u/pre--post/secret"));
+    // No username: %u rules are skipped, as in 2.0.
+    assert!(w(&anon("c5"), "u//secret"));
+    // Reading is denied the same way.
+    assert!(!can(&p, &slash, "dev/a/b/secret", Access::Read));
+}
+
+#[test]
+fn deny_patterns_with_long_values_stay_bounded() {
+    let p = policy("pattern deny dev/%c/secret\npattern deny %u/x\npattern readwrite #\n");
+    let id = "a/".repeat(32 * 1024);
+    let topic = format!("dev/{id}/secret");
+    assert!(!can(&p, &anon(&id), &topic, Access::Write));
+    assert!(can(
+        &p,
+        &anon(&id),
+        &format!("dev/{id}/other"),
+        Access::Write
+    ));
+    let plus = "+".repeat(64 * 1024);
+    let d = p.check(&anon(&plus), "dev/x/secret", Access::Write, false);
+    assert_eq!(d.reason, Reason::DangerousIdentity);
+    let d = p.check(&user(&plus, "c"), "a/x", Access::Write, false);
+    assert_eq!(d.reason, Reason::DangerousIdentity);
+}
+
+#[test]
+fn checked_subscriptions_honour_deny_patterns_like_delivery() {
+    let p = policy(
+        "pattern deny dev/%c/secret\npattern deny $%c/#\npattern read #\npattern read $app/#\n",
+    );
+    let sub = |id: &str, f: &str| p.check(&anon(id), f, Access::Subscribe, true).allowed;
+    assert!(!sub("a/b", "dev/a/b/secret"));
+    assert!(sub("a/b", "dev/a/b/other"));
+    assert!(!sub("app", "$app/x"));
+    assert!(!sub("app", "$app/#"));
+}
+
+/// Topic names: READ and WRITE of a topic that is empty or contains a wildcard are denied;
+/// SUBSCRIBE/UNSUBSCRIBE take filters, where wildcards are legal but an empty filter is not.
+#[test]
+fn topics_that_are_not_topic_names_are_denied() {
+    let p = policy("user u\ntopic readwrite #\ntopic write a/+\npattern readwrite #\n");
+    let c = user("u", "c");
+    for access in [Access::Read, Access::Write] {
+        for t in ["", "a/#", "a/+", "+", "#", "a/b+", "x#"] {
+            assert!(!can(&p, &c, t, access), "{access:?} {t:?}");
+            assert!(!can(&p, &anon("c"), t, access), "{access:?} {t:?}");
+        }
+        assert!(can(&p, &c, "a/b", access));
+    }
+    for access in [Access::Subscribe, Access::Unsubscribe] {
+        assert!(!p.check(&c, "", access, false).allowed, "{access:?}");
+        assert!(!p.check(&c, "", access, true).allowed, "{access:?}");
+        assert!(p.check(&c, "a/+", access, false).allowed, "{access:?}");
+        assert!(p.check(&c, "#", access, false).allowed, "{access:?}");
+    }
+}
+
+/// The compiled tries against a naive statement of the semantics, on many small random
+/// policies: deny patterns substitute every `%c`/`%u` textually and match as Mosquitto 2.0
+/// (`$` compared on the substituted rule); allow patterns never match with an empty value or
+/// one holding `/`, `+`, `#`, nor through a first level with a placeholder on a `$` topic.
+#[test]
+fn patterns_agree_with_a_naive_reference() {
+    use mqttguard::topic::filter_matches;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let rule_levels = ["a", "b", "$a", "%c", "%u", "x-%c", "%c%u", "+", "$%c"];
+    let values = ["a", "b", "a/b", "", "$a", "/a", "a/", "x-a", "b/x-a"];
+    let topic_levels = ["a", "b", "$a", "x-a", "", "ab", "x-"];
+    for _ in 0..20_000 {
+        let mut rules: Vec<(bool, String)> = Vec::new();
+        for _ in 0..1 + next(4) {
+            let depth = 1 + next(3);
+            let mut levels: Vec<&str> = (0..depth)
+                .map(|_| rule_levels[next(rule_levels.len())])
+                .enumerate()
+                .map(|(i, l)| if i > 0 && l.starts_with('$') { "b" } else { l })
+                .collect();
+            if next(4) == 0 {
+                levels.push("#");
+            }
+            rules.push((next(2) == 0, levels.join("/")));
+        }
+        let text: String = rules
+            .iter()
+            .map(|(deny, t)| format!("pattern {} {t}\n", if *deny { "deny" } else { "readwrite" }))
+            .collect();
+        let p = policy(&text);
+        let id = values[next(values.len())];
+        let username = [None, Some(values[next(values.len())])][next(2)];
+        let topic: Vec<&str> = (0..1 + next(4))
+            .map(|_| topic_levels[next(topic_levels.len())])
+            .collect();
+        let topic = topic.join("/");
+        let safe = |v: &str| !v.is_empty() && !v.contains(['/', '+', '#']);
+        let subst = |t: &str| {
+            t.replace("%c", "\u{1}")
+                .replace("%u", "\u{2}")
+                .replace('\u{1}', id)
+                .replace('\u{2}', username.unwrap_or(""))
+        };
+        let matches = |deny: bool, t: &str| {
+            if t.contains("%u") && username.is_none() {
+                return false;
+            }
+            if deny {
+                return filter_matches(&subst(t), &topic);
+            }
+            let uses_c = t.contains("%c");
+            let uses_u = t.contains("%u");
+            if (uses_c && !safe(id)) || (uses_u && !username.is_some_and(safe)) {
+                return false;
+            }
+            let first = t.split('/').next().unwrap_or("");
+            if topic.starts_with('$') && (first.contains("%c") || first.contains("%u")) {
+                return false;
+            }
+            filter_matches(&subst(t), &topic)
+        };
+        let denied = rules.iter().any(|(d, t)| *d && matches(true, t));
+        let granted = rules.iter().any(|(d, t)| !*d && matches(false, t));
+        // The empty topic is not a topic name: always denied.
+        let expected = !topic.is_empty() && !denied && granted;
+        let client = Client {
+            id: Some(id),
+            username,
+        };
+        let got = p.check(&client, &topic, Access::Write, false);
+        assert_eq!(
+            got.allowed, expected,
+            "{text}id {id:?} username {username:?} topic {topic:?}: {got:?}"
+        );
+        if denied && !topic.is_empty() {
+            assert!(matches!(got.reason, Reason::Rule(_)), "{got:?}");
+        }
+    }
+}

@@ -225,6 +225,71 @@ fn passwd_merges_duplicates_and_warns_about_lines_the_plugin_refuses() {
     );
 }
 
+/// `mqttguard passwd` finds a user's line exactly as the parser reads it (C `isspace` around
+/// the name, `\v` included): it updates that line instead of appending a second one.
+#[test]
+fn passwd_reads_usernames_as_the_parser_does() {
+    let dir = tempdir();
+    let old = hash_line_for("old-pw");
+    for (name, spaced) in [
+        ("vt", "alice\x0b"),
+        ("ff", "\x0calice"),
+        ("mixed", " \t\x0b\x0calice \x0b\r"),
+    ] {
+        let file = write(
+            dir.path(),
+            name,
+            &format!("# users\n{spaced}:{old}\nbob:{old}\n"),
+        );
+        assert_eq!(verify(&file, "alice", "old-pw"), Verify::Ok, "{name}");
+        let (code, out, err) = run(&[
+            "passwd",
+            s(&file),
+            "alice",
+            "-b",
+            "new-pw",
+            "--scheme",
+            "pbkdf2",
+        ]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(out.contains("updated user alice"), "{name}: {out}");
+        assert!(!err.contains("warning"), "{name}: {err}");
+        let text = fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().count(), 3, "{name}: {text:?}");
+        assert_eq!(verify(&file, "alice", "new-pw"), Verify::Ok, "{name}");
+        assert_eq!(verify(&file, "bob", "old-pw"), Verify::Ok, "{name}");
+        let (code, _, err) = run(&["passwd", s(&file), "alice", "--delete"]);
+        assert_eq!(code, 0, "{name}: {err}");
+        let db = PasswordDb::load(&file).expect("loads");
+        assert!(!db.contains("alice") && db.contains("bob"), "{name}");
+    }
+    // A name the parser would trim differently is refused, not written.
+    let file = write(dir.path(), "p", "");
+    for bad in ["alice\x0b", "\x0balice", "alice ", "\u{feff}alice"] {
+        let (code, _, err) = run(&["passwd", s(&file), bad, "-b", "pw"]);
+        assert_eq!(code, 2, "{bad:?} accepted: {err}");
+    }
+    // --iterations above the load limit would write a line the plugin refuses.
+    let (code, _, err) = run(&[
+        "passwd",
+        s(&file),
+        "carol",
+        "-b",
+        "pw",
+        "--scheme",
+        "pbkdf2",
+        "--iterations",
+        "1000001",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "");
+}
+
+/// A `$7$` hash of `password` (101 iterations: cheap), as `mqttguard passwd` writes it.
+fn hash_line_for(password: &str) -> String {
+    mqttguard::passwd::hash::hash_pbkdf2(password.as_bytes(), 101).unwrap()
+}
+
 /// Runs `mqttguard ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt
 /// in turn once it has appeared; returns the exit code and everything the terminal showed.
 fn on_terminal(args: &[&str], answers: &[&str]) -> (i32, String) {
@@ -681,6 +746,80 @@ fn check_names_the_deciding_rule_and_exits_by_decision() {
             "{args:?}: {out}"
         );
     }
+}
+
+/// READ/WRITE are about topic names: an empty topic or one with `+`/`#` is never answered
+/// ALLOW (the core denies it; the command refuses the question, exit 2); an empty filter
+/// neither.
+#[test]
+fn check_never_allows_what_is_not_a_topic_name() {
+    let dir = tempdir();
+    let acl = write(
+        dir.path(),
+        "all.acl",
+        "user u\ntopic readwrite #\ntopic write a/+\npattern readwrite #\n",
+    );
+    for (topic, access) in [
+        ("", "read"),
+        ("", "write"),
+        ("a/#", "write"),
+        ("a/+", "write"),
+        ("#", "read"),
+        ("a/b+", "read"),
+        ("x#", "write"),
+        ("", "subscribe"),
+        ("", "unsubscribe"),
+    ] {
+        for user in [&["-u", "u"][..], &[][..]] {
+            let mut args = vec![
+                "check",
+                "--acl",
+                s(&acl),
+                "-i",
+                "c",
+                "-t",
+                topic,
+                "-a",
+                access,
+            ];
+            args.extend_from_slice(user);
+            let (code, out, err) = run(&args);
+            assert_eq!(code, 2, "{topic:?} {access}: {out}{err}");
+            assert!(!out.contains("ALLOW"), "{out}");
+        }
+    }
+    let (code, out, _) = run(&[
+        "check",
+        "--acl",
+        s(&acl),
+        "-u",
+        "u",
+        "-i",
+        "c",
+        "-t",
+        "a/b",
+        "-a",
+        "write",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&[
+        "check",
+        "--acl",
+        s(&acl),
+        "-u",
+        "u",
+        "-i",
+        "c",
+        "-t",
+        "a/+",
+        "-a",
+        "subscribe",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let queries = write(dir.path(), "q", "u c read a/+\n");
+    let (code, out, err) = run(&["check", "--acl", s(&acl), "--queries", s(&queries)]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains(":1:"), "{err}");
 }
 
 #[test]

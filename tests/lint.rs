@@ -279,6 +279,51 @@ fn password_hash_warnings() {
     assert!(lint_passwd(Path::new("p"), &none).is_empty());
 }
 
+/// Above the recommended costs (below the load limits) a line is slow; below OWASP's weakest
+/// argon2id setting it is weak.
+#[test]
+fn password_cost_warnings() {
+    let salt_hash = &hash_pbkdf2(b"pw", 1).unwrap()["$7$1$".len()..];
+    let argon = |m: u32, t: u32| {
+        format!("$argon2id$v=19$m={m},t={t},p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI")
+    };
+    let text = format!(
+        "at:$7$210000${salt_hash}\n         above:$7$210001${salt_hash}\n         limit:$7$1000000${salt_hash}\n         rfc:{}\n         big:{}\n         owasp7:{}\n         weak:{}\n         tiny:{}\n         mo21:{}\n",
+        argon(65_536, 3),
+        argon(65_536, 4),
+        argon(7_168, 5),
+        argon(7_168, 4),
+        argon(64, 1),
+        argon(47_104, 1),
+    );
+    let db = PasswordDb::parse(Path::new("passwd"), text.as_bytes()).expect("valid file");
+    let f = lint_passwd(Path::new("passwd"), &passwd_entries(&db));
+    assert_eq!(
+        f.iter().map(|f| (f.line, f.code)).collect::<Vec<_>>(),
+        [
+            (2, codes::SLOW_HASH),
+            (3, codes::SLOW_HASH),
+            (5, codes::SLOW_HASH),
+            (7, codes::LOW_ARGON2ID_COST),
+            (8, codes::LOW_ARGON2ID_COST),
+        ]
+    );
+    assert!(
+        f[0].message.contains("user above") && f[0].message.contains("210001"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[2].message.contains("m=65536") && f[2].message.contains("t=4"),
+        "{}",
+        f[2].message
+    );
+    // The CLI's own default is not weak.
+    let own = format!("u:{}\n", hash_argon2id(b"pw").unwrap());
+    let db = PasswordDb::parse(Path::new("p"), own.as_bytes()).unwrap();
+    assert!(lint_passwd(Path::new("p"), &passwd_entries(&db)).is_empty());
+}
+
 #[test]
 fn report_exit_codes_and_display() {
     let warning = Finding {

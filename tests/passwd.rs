@@ -436,7 +436,7 @@ fn refused_lines_name_their_line() {
         ("bob:$argon2id$v=19$m=64,t=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI".into(), malformed),
         ("bob:$argon2id$v=19$m=64,t=0,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI".into(), malformed),
         ("bob:$argon2id$v=18$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI".into(), malformed),
-        ("bob:$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI".into(), malformed),
+        ("bob:$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI".into(), |e| matches!(e, PasswdError::TooCostly { .. })),
         ("bob:$argon2id$v=19$m=64,t=1,p=1$c2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI".into(), malformed),
         ("bob:$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S".into(), malformed),
         ("bob:$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtI*oXBOmUod/FTFKUeki7Zdz6qukI".into(), malformed),
@@ -526,17 +526,17 @@ fn errors_name_file_and_line() {
     assert_eq!(e.to_string(), "user \"alice\" is already defined on line 1");
 }
 
-/// Loading never verifies: 10,000 users whose hashes would take hours to verify load at once.
+/// Loading never verifies: 10,000 users whose hashes are at the cost limits load at once.
 #[test]
 fn load_decodes_without_verifying() {
     let (salt, hash) = ("RKoC2V5B46k44pmS", &alice_hash()[alice_hash().len() - 88..]);
     let mut text = String::new();
     for i in 0..10_000 {
         if i % 2 == 0 {
-            text.push_str(&format!("user{i}:$7$4294967295${salt}${hash}\n"));
+            text.push_str(&format!("user{i}:$7$1000000${salt}${hash}\n"));
         } else {
             text.push_str(&format!(
-                "user{i}:$argon2id$v=19$m=2097152,t=4294967295,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI\n"
+                "user{i}:$argon2id$v=19$m=32768,t=16,p=16$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI\n"
             ));
         }
     }
@@ -548,9 +548,137 @@ fn load_decodes_without_verifying() {
     assert_eq!(
         d.scheme("user0"),
         Some(Scheme::Pbkdf2Sha512 {
-            iterations: u32::MAX,
+            iterations: 1_000_000,
             salt_len: 12
         })
+    );
+}
+
+/// Cost parameters above the documented limits are refused at load, naming the line: one line
+/// must not be able to stall the broker on a login.
+#[test]
+fn costs_above_the_limits_are_refused() {
+    use mqttguard::passwd::hash::{
+        ARGON2ID_MAX_M_KIB, ARGON2ID_MAX_P, ARGON2ID_MAX_T, ARGON2ID_MAX_WORK,
+        PBKDF2_MAX_ITERATIONS,
+    };
+    assert_eq!(PBKDF2_MAX_ITERATIONS, 1_000_000);
+    assert_eq!(
+        (
+            ARGON2ID_MAX_M_KIB,
+            ARGON2ID_MAX_T,
+            ARGON2ID_MAX_P,
+            ARGON2ID_MAX_WORK
+        ),
+        (1 << 19, 16, 16, 1 << 19)
+    );
+    let (salt, hash) = ("RKoC2V5B46k44pmS", &alice_hash()[alice_hash().len() - 88..]);
+    let pbkdf2 = |n: u64| format!("x:$7${n}${salt}${hash}");
+    let argon = |m: u64, t: u64, p: u64| {
+        format!("x:$argon2id$v=19$m={m},t={t},p={p}$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI")
+    };
+    // At the limits: accepted (not verified at load).
+    for ok in [
+        pbkdf2(1_000_000),
+        argon(1 << 19, 1, 1),
+        argon(32_768, 16, 1),
+        argon(32_768, 16, 16),
+        argon(4096, 3, 16),
+    ] {
+        db(&lines(&[ALICE, &ok]));
+    }
+    let cases: [(String, &str, u64, u64); 7] = [
+        (pbkdf2(1_000_001), "iterations", 1_000_001, 1_000_000),
+        (
+            pbkdf2(u64::from(u32::MAX)),
+            "iterations",
+            u32::MAX.into(),
+            1_000_000,
+        ),
+        (
+            argon((1 << 19) + 1, 1, 1),
+            "memory (m, KiB)",
+            (1 << 19) + 1,
+            1 << 19,
+        ),
+        (
+            argon(2_097_152, 1, 1),
+            "memory (m, KiB)",
+            2_097_152,
+            1 << 19,
+        ),
+        (argon(64, 17, 1), "passes (t)", 17, 16),
+        (argon(256, 1, 17), "lanes (p)", 17, 16),
+        (argon(1 << 18, 3, 1), "work (m x t)", 3 << 18, 1 << 19),
+    ];
+    for (line, what, value, limit) in cases {
+        let (at, e) = error(lines(&[ALICE, &line]).as_bytes());
+        assert_eq!(at, 2, "{line}");
+        match &e {
+            PasswdError::TooCostly {
+                user,
+                what: w,
+                value: v,
+                limit: l,
+                ..
+            } => assert_eq!(
+                (user.as_str(), *w, *v, *l),
+                ("x", what, value, limit),
+                "{line}"
+            ),
+            other => panic!("{line}: {other:?}"),
+        }
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&format!("{value} is above mqttguard's limit of {limit}")),
+            "{shown}"
+        );
+        assert!(!shown.contains("lv7S4Da2"), "{shown}");
+    }
+}
+
+/// A UTF-8 byte order mark at the start of the file would become part of the first username
+/// (Mosquitto does that): refused, naming line 1. Elsewhere it is just a byte of a name.
+#[test]
+fn byte_order_mark_is_refused() {
+    let text = format!("\u{feff}{ALICE}\n{BOB}\n");
+    let (line, e) = error(text.as_bytes());
+    assert_eq!((line, e), (1, PasswdError::ByteOrderMark));
+    let e = PasswordDb::parse(Path::new("/etc/mosquitto/passwd"), text.as_bytes())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("/etc/mosquitto/passwd:1: "),
+        "{e}"
+    );
+    assert!(e.to_string().contains("byte order mark"), "{e}");
+    // Also before a comment or an empty first line.
+    assert_eq!(error(b"\xef\xbb\xbf# comment\n").0, 1);
+    assert_eq!(error(b"\xef\xbb\xbf\n").0, 1);
+    // A file without one is fine.
+    assert_eq!(db(&format!("{ALICE}\n")).len(), 1);
+}
+
+/// The parser's whitespace is C `isspace`, shared with `mqttguard passwd` through
+/// `line_username`.
+#[test]
+fn username_whitespace_is_c_isspace() {
+    use mqttguard::passwd::{line_username, trim_c_space};
+    let text = format!("alice\x0b:{}\n", alice_hash());
+    let d = db(&text);
+    assert_eq!(d.verify("alice", b"correct horse"), Verify::Ok);
+    for line in [
+        format!("alice\x0b:{}", alice_hash()),
+        format!("\x0c alice\t\r:{}", alice_hash()),
+    ] {
+        assert_eq!(line_username(line.as_bytes()), Some(&b"alice"[..]));
+    }
+    assert_eq!(line_username(b"# alice:x"), None);
+    assert_eq!(line_username(b"alice"), None);
+    // Non-ASCII spaces are not trimmed (nor by Mosquitto).
+    assert_eq!(
+        trim_c_space("\u{a0}a\u{a0}".as_bytes()),
+        "\u{a0}a\u{a0}".as_bytes()
     );
 }
 

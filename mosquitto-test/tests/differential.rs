@@ -128,6 +128,7 @@ acl_scenario_tests!(
     retained_messages,
     dangerous_ids_with_patterns,
     stricter_username_with_slash,
+    deny_patterns_apply_as_in_2_0,
     empty_acl_denies_everything,
     no_acl_allows_everything,
     acl_grammar_edges,
@@ -596,6 +597,90 @@ fn stricter_username_with_slash(p: Proto) -> Scenario {
         .publish("alice", "own/x", "own")
         .recv("spy", &["u/org/alice/x=pattern", "own/x=own"])
         .plugin_recv(&["own/x=own"])
+}
+
+/// The stricter substitution rules only ever remove grants: a `deny` pattern applies wherever
+/// 2.0 applies it. 2.0 substitutes every `%c`/`%u` textually (a value with `/` spans levels, an
+/// empty one is the empty string, whole-level or inside a level) and skips a rule for a `$`
+/// topic only when the substituted rule does not start with `$`. Values with `+`/`#` meet the
+/// "dangerous id" guard first; an empty client id is replaced by the broker's own, and a
+/// zero-length username is no username, so neither reaches a pattern empty.
+fn deny_patterns_apply_as_in_2_0(p: Proto) -> Scenario {
+    Scenario::new(format!("deny_patterns_apply_as_in_2_0 {p}"))
+        .anonymous(true)
+        .user("org/alice", "pa", Pbkdf2)
+        .user("$adm", "pd", Pbkdf2)
+        .user("h#sh", "ph", Pbkdf2)
+        .user("spy", "ps", Pbkdf2)
+        .acl(
+            "pattern deny dev/%c/secret\n\
+             pattern deny dev/id-%c/secret\n\
+             pattern deny $%c/secret\n\
+             pattern deny %c/private\n\
+             pattern deny u/%u/secret\n\
+             pattern deny u/pre-%u-post/secret\n\
+             pattern deny %u/private\n\
+             pattern readwrite dev/#\n\
+             pattern readwrite u/#\n\
+             pattern readwrite $app/#\n\
+             pattern readwrite $adm/#\n\
+             user spy\n\
+             topic read #\n\
+             topic read $app/#\n\
+             topic read $adm/#\n",
+        )
+        .connect("spy", co(p, "spy").login("spy", "ps"), 0)
+        .sub("spy", "#", &[0])
+        .sub("spy", "$app/#", &[0])
+        .sub("spy", "$adm/#", &[0])
+        .connect("slash", co(p, "a/b"), 0)
+        .connect("app", co(p, "app"), 0)
+        .connect("dollar", co(p, "$app"), 0)
+        .connect("org", co(p, "org1").login("org/alice", "pa"), 0)
+        .connect("adm", co(p, "adm1").login("$adm", "pd"), 0)
+        .connect("plus", co(p, "+"), 0)
+        .connect("hashid", co(p, "#"), 0)
+        .connect("hashuser", co(p, "h1").login("h#sh", "ph"), 0)
+        .connect("noid", co(p, ""), 0)
+        .connect("nouser", co(p, "nu").username(""), 0)
+        // Client id with '/', whole level and inside a level.
+        .publish_q1("slash", "dev/a/b/secret", "1", denied_puback(p))
+        .publish_q1("slash", "dev/id-a/b/secret", "2", denied_puback(p))
+        .publish_q1("slash", "dev/a/b/ok", "3", ok_puback())
+        // `$` topics: the rule starts with `$`, or the value does.
+        .publish_q1("app", "$app/secret", "4", denied_puback(p))
+        .publish_q1("app", "$app/ok", "5", ok_puback())
+        .publish_q1("dollar", "$app/private", "6", denied_puback(p))
+        .publish_q1("dollar", "$app/ok", "7", ok_puback())
+        // Username with '/' and starting with '$'.
+        .publish_q1("org", "u/org/alice/secret", "8", denied_puback(p))
+        .publish_q1("org", "u/pre-org/alice-post/secret", "9", denied_puback(p))
+        .publish_q1("org", "u/org/alice/ok", "10", ok_puback())
+        .publish_q1("adm", "$adm/private", "11", denied_puback(p))
+        .publish_q1("adm", "$adm/ok", "12", ok_puback())
+        // '+' / '#' in a client id or username: the guard denies every pattern.
+        .publish_q1("plus", "dev/x/ok", "13", denied_puback(p))
+        .publish_q1("hashid", "dev/x/ok", "14", denied_puback(p))
+        .publish_q1("hashuser", "u/x/ok", "15", denied_puback(p))
+        // No empty value reaches a pattern.
+        .publish_q1("noid", "dev//secret", "16", ok_puback())
+        .publish_q1("noid", "dev/id-/secret", "17", ok_puback())
+        .publish_q1("nouser", "u//secret", "18", ok_puback())
+        .publish_q1("nouser", "u/pre--post/secret", "19", ok_puback())
+        .recv(
+            "spy",
+            &[
+                "dev/a/b/ok=3",
+                "$app/ok=5",
+                "$app/ok=7",
+                "u/org/alice/ok=10",
+                "$adm/ok=12",
+                "dev//secret=16",
+                "dev/id-/secret=17",
+                "u//secret=18",
+                "u/pre--post/secret=19",
+            ],
+        )
 }
 
 /// Deliberately stricter: `%c/#` with client id `$foo` grants `$foo/...` in 2.0; the plugin

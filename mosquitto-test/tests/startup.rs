@@ -89,7 +89,71 @@ fn broken_passwds() -> Vec<(String, usize)> {
         (format!("{alice}\nfrank:$5$abc$def\n"), 2),
         (format!("{alice}\n{}\n", good_line("alice")), 2),
         (format!("{alice}\njustaname\n"), 2),
+        // Cost parameters above mqttguard's limits (a login would stall the broker).
+        (
+            format!(
+                "{alice}\n{}\n",
+                good_line("dave").replacen("$7$101$", "$7$1000001$", 1)
+            ),
+            2,
+        ),
+        (format!("{alice}\n{ARGON_SLOW}\n"), 2),
+        (
+            format!(
+                "{alice}\n{}\n",
+                ARGON_SLOW
+                    .replace("t=4294967295", "t=1")
+                    .replace("m=65536", "m=2097152")
+            ),
+            2,
+        ),
+        (
+            format!(
+                "{alice}\n{}\n",
+                ARGON_SLOW
+                    .replace("t=4294967295", "t=1")
+                    .replace("p=1", "p=64")
+            ),
+            2,
+        ),
+        // A UTF-8 byte order mark would become part of the first username.
+        (format!("\u{feff}{alice}\n{}\n", good_line("bob")), 1),
     ]
+}
+
+/// An argon2id line whose passes would make one login last for days.
+const ARGON_SLOW: &str = "frank:$argon2id$v=19$m=65536,t=4294967295,p=1$c29tZXNhbHRzb21lc2FsdA$lv7S4Da2Dh5EIKtIdoXBOmUod/FTFKUeki7Zdz6qukI";
+
+/// The refusal says which limit, so the operator can fix the line.
+#[test]
+fn costly_hash_refusal_names_the_limit() {
+    let alice = good_line("alice");
+    for (pw, words) in [
+        (
+            format!(
+                "{alice}\n{}\n",
+                good_line("dave").replacen("$7$101$", "$7$1000001$", 1)
+            ),
+            "iterations 1000001 is above mqttguard's limit of 1000000",
+        ),
+        (
+            format!("{alice}\n{ARGON_SLOW}\n"),
+            "passes (t) 4294967295 is above mqttguard's limit of 16",
+        ),
+    ] {
+        let f = BrokerConfig::new(Mode::Plugin)
+            .password_file(&pw)
+            .start_expect_failure();
+        assert!(f.refused(), "log:\n{}", f.log);
+        assert!(f.names_line("passwd", 2), "log:\n{}", f.log);
+        assert!(f.log.contains(words), "expected {words:?}; log:\n{}", f.log);
+    }
+    let f = BrokerConfig::new(Mode::Plugin)
+        .password_file(format!("\u{feff}{alice}\n"))
+        .start_expect_failure();
+    assert!(f.refused(), "log:\n{}", f.log);
+    assert!(f.names_line("passwd", 1), "log:\n{}", f.log);
+    assert!(f.log.contains("byte order mark"), "log:\n{}", f.log);
 }
 
 #[test]
@@ -176,5 +240,27 @@ fn broken_toml_config_refuses_to_start() {
             "{toml:?}: log does not name mqttguard.toml:{line}:\n{}",
             f.log
         );
+    }
+}
+
+/// The same limits on SIGHUP: a password file with a costly line (or a byte order mark) is
+/// refused naming its line, and the previous one stays in force.
+#[test]
+fn costly_hash_or_bom_on_reload_keeps_the_previous_file() {
+    let alice = good_line("alice");
+    let mut b = BrokerConfig::new(Mode::Plugin)
+        .password_file(format!("{alice}\n"))
+        .start();
+    let login = |user: &str| ConnectOpts::v311(format!("c-{user}")).login(user, "pw");
+    assert_eq!(Client::connack_code(b.port(), &login("alice")), Some(0));
+    for (text, line) in [
+        (format!("{}\n{ARGON_SLOW}\n", good_line("carol")), 2),
+        (format!("\u{feff}{}\n", good_line("carol")), 1),
+    ] {
+        b.write_passwd(&text);
+        b.reload();
+        assert!(b.log_names_line("passwd", line), "log:\n{}", b.log());
+        assert_eq!(Client::connack_code(b.port(), &login("alice")), Some(0));
+        assert_ne!(Client::connack_code(b.port(), &login("carol")), Some(0));
     }
 }

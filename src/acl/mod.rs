@@ -12,8 +12,7 @@ use ahash::AHashMap;
 pub use parse::{AclError, RuleAccess, RuleKind};
 
 use crate::error::{LoadError, Located};
-use template::Values;
-use trie::{Hits, Node};
+use trie::{Hits, Node, Subst};
 
 /// What the broker asks about (`MOSQ_ACL_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +75,9 @@ pub enum Reason {
     SubscribeUnchecked,
     /// The client is a configured superuser.
     Superuser,
+    /// READ/WRITE of a topic that is empty or contains `+` or `#`, or SUBSCRIBE/UNSUBSCRIBE
+    /// of an empty filter: never a valid request.
+    InvalidTopic,
 }
 
 /// The answer to one ACL question.
@@ -109,7 +111,8 @@ pub struct AclPolicy {
     users: AHashMap<Box<str>, Node>,
     /// `topic` rules before the first `user` line: clients without a username.
     anonymous: Option<Node>,
-    /// Every `pattern` rule.
+    /// Every `pattern` rule: deny patterns substitute as Mosquitto 2.0 does, allow patterns
+    /// with the stricter rules (see [`Subst`]).
     patterns: Option<Node>,
     /// Usernames that have a `user` block (some may have no rules).
     user_count: usize,
@@ -187,6 +190,9 @@ impl AclPolicy {
             Reason::NoClientId => "client has no client id".to_string(),
             Reason::SubscribeUnchecked => "subscriptions are not checked".to_string(),
             Reason::Superuser => "superuser".to_string(),
+            Reason::InvalidTopic => {
+                "not a valid topic name (empty, or containing '+' or '#')".to_string()
+            }
         }
     }
 
@@ -211,8 +217,12 @@ impl AclPolicy {
         self.rules.len() - self.pattern_count()
     }
 
-    /// Decides a READ or WRITE as Mosquitto 2.0 does, with the stricter `%c`/`%u` rules
-    /// documented in the README. SUBSCRIBE/UNSUBSCRIBE are allowed unless `check_subscribe`.
+    /// Decides a READ or WRITE as Mosquitto 2.0 does, with the stricter `%c`/`%u` rules for
+    /// allow patterns documented in the README (deny patterns apply wherever 2.0 applies
+    /// them). SUBSCRIBE/UNSUBSCRIBE are allowed unless `check_subscribe`.
+    ///
+    /// READ/WRITE of something that is not a topic name (empty, or containing `+` or `#`) and
+    /// SUBSCRIBE/UNSUBSCRIBE of an empty filter are denied ([`Reason::InvalidTopic`]).
     ///
     /// Allocation-free: this runs for every message published and every delivery.
     pub fn check(
@@ -223,7 +233,13 @@ impl AclPolicy {
         check_subscribe: bool,
     ) -> Decision {
         match access {
+            Access::Read | Access::Write if !crate::topic::is_topic_name(topic) => {
+                Decision::deny(Reason::InvalidTopic)
+            }
             Access::Read | Access::Write => self.check_topic(client, topic, access),
+            Access::Subscribe | Access::Unsubscribe if topic.is_empty() => {
+                Decision::deny(Reason::InvalidTopic)
+            }
             Access::Subscribe if check_subscribe => self.check_subscription(client, topic),
             Access::Subscribe | Access::Unsubscribe => Decision::allow(Reason::SubscribeUnchecked),
         }
@@ -239,13 +255,13 @@ impl AclPolicy {
     fn check_topic(&self, client: &Client<'_>, topic: &str, access: Access) -> Decision {
         if let Some(own) = self.own_rules(client) {
             let mut hits = Hits::default();
-            own.match_topic(topic, &Values::NONE, &mut hits);
+            own.match_topic(topic, &Subst::NONE, &mut hits);
             if let Some(decision) = hits.decide(access) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, values, hits| {
-            patterns.match_topic(topic, values, hits);
+        self.check_patterns(client, |patterns, subst, hits| {
+            patterns.match_topic(topic, subst, hits);
             hits.decide(access)
         })
     }
@@ -255,21 +271,21 @@ impl AclPolicy {
     fn check_patterns(
         &self,
         client: &Client<'_>,
-        decide: impl FnOnce(&Node, &Values<'_>, &mut Hits) -> Option<Decision>,
+        decide: impl FnOnce(&Node, &Subst<'_>, &mut Hits) -> Option<Decision>,
     ) -> Decision {
         let Some(patterns) = self.patterns.as_ref() else {
             return Decision::deny(Reason::NoMatch);
         };
-        let dangerous = |s: &str| s.contains(['+', '#']);
-        if client.username.is_some_and(dangerous) || client.id.is_some_and(dangerous) {
+        // Mosquitto's guard (CVE-2017-7650), before the client id check as in 2.0.
+        let subst = Subst::new(client.id.unwrap_or(""), client.username);
+        if subst.has_wildcard() {
             return Decision::deny(Reason::DangerousIdentity);
         }
-        let Some(id) = client.id else {
+        if client.id.is_none() {
             return Decision::deny(Reason::NoClientId);
-        };
-        let values = Values::new(id, client.username);
+        }
         let mut hits = Hits::default();
-        decide(patterns, &values, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
+        decide(patterns, &subst, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
     }
 
     /// Optional SUBSCRIBE check: allowed when one read rule covers every topic the filter can
@@ -281,12 +297,12 @@ impl AclPolicy {
             return Decision::deny(Reason::NoMatch);
         }
         if let Some(own) = self.own_rules(client) {
-            if let Some(decision) = own.match_filter(filter, &Values::NONE) {
+            if let Some(decision) = own.match_filter(filter, &Subst::NONE) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, values, _| {
-            patterns.match_filter(filter, values)
+        self.check_patterns(client, |patterns, subst, _| {
+            patterns.match_filter(filter, subst)
         })
     }
 }

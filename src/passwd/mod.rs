@@ -45,6 +45,16 @@ pub enum PasswdError {
     Duplicate { user: String, first_line: usize },
     #[error("NUL byte in the file")]
     Nul,
+    #[error("the file starts with a UTF-8 byte order mark, which would become part of the first username: save the file without it")]
+    ByteOrderMark,
+    #[error("{scheme} hash for user {user:?}: {what} {value} is above mqttguard's limit of {limit} (one login would take too long; see \"Password file\" in the README)")]
+    TooCostly {
+        user: String,
+        scheme: &'static str,
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
 }
 
 /// The hash scheme of one user's line, with its cost parameters.
@@ -185,9 +195,39 @@ pub struct PasswordDb {
     users: AHashMap<String, Entry>,
 }
 
-fn is_c_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+/// C `isspace` in the "C" locale (space, `\t`, `\n`, `\v`, `\f`, `\r`): what Mosquitto trims
+/// around usernames and hashes. Rust's `is_ascii_whitespace` lacks `\v`.
+pub fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
 }
+
+/// `bytes` without leading and trailing [`is_c_space`] bytes.
+pub fn trim_c_space(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| !is_c_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_c_space(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// The username of one password-file line (without its `\n`) exactly as [`PasswordDb::parse`]
+/// reads it: the bytes before the first `:`, trimmed with [`trim_c_space`]. `None` for a
+/// comment (`#` in the first column) and a line without `:`. Not validated (it may be empty or
+/// not UTF-8, which the parser refuses).
+pub fn line_username(line: &[u8]) -> Option<&[u8]> {
+    if line.first() == Some(&b'#') {
+        return None;
+    }
+    let colon = line.iter().position(|&b| b == b':')?;
+    Some(trim_c_space(&line[..colon]))
+}
+
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xef\xbb\xbf";
 
 impl PasswordDb {
     pub fn parse(file: &Path, text: &[u8]) -> Result<Self, Located<PasswdError>> {
@@ -198,31 +238,33 @@ impl PasswordDb {
             if raw.contains(&0) {
                 return Err(err(PasswdError::Nul));
             }
-            if raw.first() == Some(&b'#') {
-                continue;
+            if line_no == 1 && raw.starts_with(BOM) {
+                return Err(err(PasswdError::ByteOrderMark));
             }
-            let Some(colon) = raw.iter().position(|&b| b == b':') else {
-                let mut visible = raw.iter().filter(|&&b| !is_c_space(char::from(b)));
-                return match visible.next() {
+            let Some(name) = line_username(raw) else {
+                if raw.first() == Some(&b'#') {
+                    continue;
+                }
+                return match trim_c_space(raw).first() {
                     None => continue,
                     Some(b'#') => Err(err(PasswdError::IndentedComment)),
                     Some(_) => Err(err(PasswdError::MissingColon)),
                 };
             };
-            let (name, rest) = (&raw[..colon], &raw[colon + 1..]);
+            let rest = &raw[raw
+                .iter()
+                .position(|&b| b == b':')
+                .map_or(raw.len(), |c| c + 1)..];
             if rest.contains(&b':') {
                 return Err(err(PasswdError::ExtraColon));
             }
-            let name = std::str::from_utf8(name)
-                .map_err(|_| err(PasswdError::UsernameNotUtf8))?
-                .trim_matches(is_c_space);
+            let name = std::str::from_utf8(name).map_err(|_| err(PasswdError::UsernameNotUtf8))?;
             if name.is_empty() {
                 return Err(err(PasswdError::EmptyUsername));
             }
             // A hash is ASCII; anything else is malformed, reported as an unknown scheme.
-            let hash_text = std::str::from_utf8(rest)
-                .map_err(|_| err(PasswdError::UnknownScheme(name.to_string())))?
-                .trim_matches(is_c_space);
+            let hash_text = std::str::from_utf8(trim_c_space(rest))
+                .map_err(|_| err(PasswdError::UnknownScheme(name.to_string())))?;
             let hash = decode_hash(name, hash_text).map_err(err)?;
             if let Some(first) = users.get(name) {
                 return Err(err(PasswdError::Duplicate {
@@ -362,6 +404,15 @@ fn decode_hash(user: &str, text: &str) -> Result<StoredHash, PasswdError> {
                     "iterations must be a whole number of at least 1",
                 )
             })?;
+        if iterations > hash::PBKDF2_MAX_ITERATIONS {
+            return Err(PasswdError::TooCostly {
+                user: user.to_string(),
+                scheme: "$7$",
+                what: "iterations",
+                value: iterations.into(),
+                limit: hash::PBKDF2_MAX_ITERATIONS.into(),
+            });
+        }
         let salt = decode_b64(user, "$7$", "salt is not base64", salt)?;
         let hash = decode_b64(user, "$7$", "hash is not base64", hash)?;
         check_lengths(user, "$7$", &salt, &hash)?;
@@ -373,6 +424,16 @@ fn decode_hash(user: &str, text: &str) -> Result<StoredHash, PasswdError> {
     }
     if text.starts_with("$argon2id$") {
         let parts = hash::parse_argon2id(text).map_err(|what| malformed(user, "argon2id", what))?;
+        if let Some((what, value, limit)) = hash::argon2id_over_limit(parts.m_kib, parts.t, parts.p)
+        {
+            return Err(PasswdError::TooCostly {
+                user: user.to_string(),
+                scheme: "argon2id",
+                what,
+                value,
+                limit,
+            });
+        }
         return Ok(StoredHash::Argon2id {
             phc: text.to_string(),
             m_kib: parts.m_kib,
@@ -424,6 +485,21 @@ mod tests {
         let db = parse(text.as_bytes()).unwrap();
         assert_eq!(db.line("alice"), Some(2));
         assert_eq!(db.verify("alice", b"correct horse"), Verify::Ok);
+    }
+
+    #[test]
+    fn line_usernames_trim_as_c_isspace() {
+        assert_eq!(line_username(b"alice\x0b:x"), Some(&b"alice"[..]));
+        assert_eq!(
+            line_username(b" \t\x0c\ralice \x0b:x:y"),
+            Some(&b"alice"[..])
+        );
+        assert_eq!(line_username(b"#alice:x"), None);
+        assert_eq!(line_username(b" #alice:x"), Some(&b"#alice"[..]));
+        assert_eq!(line_username(b"alice"), None);
+        assert_eq!(line_username(b":x"), Some(&b""[..]));
+        assert_eq!(trim_c_space(b" \x0b "), b"");
+        assert_eq!(trim_c_space(b"a\xc2\xa0"), b"a\xc2\xa0");
     }
 
     #[test]

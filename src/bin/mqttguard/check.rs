@@ -276,7 +276,7 @@ fn validate_topic(topic: &str, access: Access) -> Result<(), String> {
         Access::Read | Access::Write => {
             if topic.is_empty() {
                 Err("the topic is empty".to_string())
-            } else if topic.contains(['+', '#']) {
+            } else if !mqttguard::topic::is_topic_name(topic) {
                 Err(format!(
                     "topic \"{topic}\" contains a wildcard: read and write are about a topic name \
                      (use --access subscribe for a topic filter)"
@@ -399,6 +399,7 @@ fn to_json(acl: &AclPolicy, query: &Query, answer: &Answer) -> Value {
             Reason::NoClientId => "no_client_id",
             Reason::SubscribeUnchecked => "subscribe_unchecked",
             Reason::Superuser => "superuser",
+            Reason::InvalidTopic => "invalid_topic",
         },
         "description": acl.describe(reason),
     });

@@ -9,10 +9,11 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
+use mqttguard::passwd::hash::PBKDF2_MAX_ITERATIONS;
 use mqttguard::passwd::hash::{
     hash_argon2id, hash_pbkdf2, ARGON2ID_M_KIB, ARGON2ID_P, ARGON2ID_T, PBKDF2_DEFAULT_ITERATIONS,
 };
-use mqttguard::passwd::PasswordDb;
+use mqttguard::passwd::{line_username, trim_c_space, PasswordDb};
 
 use crate::{fail, Status, EXIT_OK};
 
@@ -52,8 +53,8 @@ pub struct PasswdArgs {
         long,
         short = 'I',
         value_name = "N",
-        value_parser = clap::value_parser!(u32).range(1..),
-        help = format!("PBKDF2 iterations (only with --scheme pbkdf2) [default: {PBKDF2_DEFAULT_ITERATIONS}]")
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(PBKDF2_MAX_ITERATIONS)),
+        help = format!("PBKDF2 iterations, 1 to {PBKDF2_MAX_ITERATIONS} (only with --scheme pbkdf2) [default: {PBKDF2_DEFAULT_ITERATIONS}]")
     )]
     iterations: Option<u32>,
 }
@@ -97,8 +98,10 @@ pub fn username_problem(user: &str) -> Option<&'static str> {
         Some("the username contains a control character")
     } else if user.starts_with('#') {
         Some("the username starts with '#' (the line would be a comment)")
-    } else if user.trim() != user {
+    } else if user.trim() != user || trim_c_space(user.as_bytes()) != user.as_bytes() {
         Some("the username starts or ends with whitespace (the password file trims it)")
+    } else if user.starts_with('\u{feff}') {
+        Some("the username starts with a byte order mark (U+FEFF)")
     } else if user.len() > 65535 {
         Some("the username is longer than MQTT allows (65535 bytes)")
     } else {
@@ -202,17 +205,6 @@ fn prompt_password() -> Result<String, String> {
     Ok(first)
 }
 
-/// The username of a password-file line (`name:hash`), trimmed as the parser trims it; `None`
-/// for comments and lines without ':'.
-fn line_user(line: &[u8]) -> Option<&[u8]> {
-    // As the plugin's parser: a comment has '#' in the first column.
-    if line.starts_with(b"#") {
-        return None;
-    }
-    let colon = line.iter().position(|&b| b == b':')?;
-    Some(line[..colon].trim_ascii())
-}
-
 /// Rewrites `old` with `user`'s line replaced by `entry` in place (later lines of the same
 /// user dropped), or appended when absent; `entry == None` removes the user. Returns the new
 /// text and how many lines of the user there were. Every other byte is kept.
@@ -222,7 +214,8 @@ pub fn edit(old: &[u8], user: &str, entry: Option<&str>) -> (Vec<u8>, usize) {
     for line in old.split_inclusive(|&b| b == b'\n') {
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
-        if line_user(content) != Some(user.as_bytes()) {
+        // The username exactly as the plugin's parser reads it (one definition of whitespace).
+        if line_username(content) != Some(user.as_bytes()) {
             out.extend_from_slice(line);
             continue;
         }

@@ -425,7 +425,17 @@ impl Policy {
     ) -> Option<Decision> {
         let acl = self.acl.as_ref()?;
         if let Some(name) = client.username {
-            if access != acl::Access::Unsubscribe && self.superusers().iter().any(|s| s == name) {
+            // A superuser may do everything with a topic, but only with a topic: what is not
+            // a topic name (empty, or with `+`/`#` for READ/WRITE) is decided by the ACL,
+            // which denies it.
+            let valid = match access {
+                acl::Access::Read | acl::Access::Write => crate::topic::is_topic_name(topic),
+                _ => !topic.is_empty(),
+            };
+            if valid
+                && access != acl::Access::Unsubscribe
+                && self.superusers().iter().any(|s| s == name)
+            {
                 return Some(Decision {
                     allowed: true,
                     reason: acl::Reason::Superuser,

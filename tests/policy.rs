@@ -236,3 +236,35 @@ fn unknown_users_are_verified_against_a_decoy() {
         AuthStep::Done(AuthOutcome::Deny(AuthFailure::UnknownUser))
     ));
 }
+
+/// A superuser may do everything with a topic, but what is not a topic name (empty, or `+`/`#`
+/// in a READ/WRITE) is denied to a superuser too.
+#[test]
+fn superusers_get_topic_names_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acl = write(dir.path(), "acl", "user root\ntopic readwrite #\n");
+    let config = write(
+        dir.path(),
+        "mqttguard.toml",
+        "[identity]\nsource = \"cn\"\nsuperusers = [\"root\"]\n",
+    );
+    let options = Options {
+        acl_file: Some(acl),
+        config: Some(config),
+        ..Options::default()
+    };
+    let policy = Policy::load(&options).expect("loads");
+    let root = mqttguard::acl::Client {
+        id: Some("c"),
+        username: Some("root"),
+    };
+    use mqttguard::acl::Access::*;
+    let allowed = |topic: &str, access| policy.check(&root, topic, access).map(|d| d.allowed);
+    assert_eq!(allowed("a/b", Write), Some(true));
+    assert_eq!(allowed("$SYS/x", Read), Some(true));
+    assert_eq!(allowed("a/+", Write), Some(false));
+    assert_eq!(allowed("#", Read), Some(false));
+    assert_eq!(allowed("", Read), Some(false));
+    assert_eq!(allowed("a/#", Subscribe), Some(true));
+    assert_eq!(allowed("", Subscribe), Some(false));
+}

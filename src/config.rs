@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{LoadError, Located};
+use crate::error::Located;
 
 /// Why the configuration file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,10 +176,5 @@ impl Config {
                 .unwrap_or(0);
             Located::new(file, line, ConfigError::Toml(e.message().to_string()))
         })
-    }
-
-    pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let text = crate::error::read_policy_file(path)?;
-        Ok(Self::parse(path, &text)?)
     }
 }

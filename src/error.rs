@@ -1,5 +1,7 @@
-//! Error types shared by the policy core. Every error that comes from a file names the file,
-//! and the line when one line is at fault, so the broker log points straight at the problem.
+//! Positions in policy files and reading them: the leaf every parser builds on. Every error
+//! that comes from a file names the file, and the line when one line is at fault, so the
+//! broker log points straight at the problem. (What a whole load can fail with,
+//! [`crate::policy::LoadError`], lives with the loader.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,32 +37,21 @@ impl<E: fmt::Display> fmt::Display for Located<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for Located<E> {}
 
-/// Why a policy could not be loaded. Any of these keeps the broker from starting, or keeps the
-/// previous policy in force on reload.
+/// A policy file that could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{}: cannot read: {source}", file.display())]
-    Io {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Acl(#[from] Located<crate::acl::AclError>),
-    #[error("{0}")]
-    Passwd(#[from] Located<crate::passwd::PasswdError>),
-    #[error("{0}")]
-    Config(#[from] Located<crate::config::ConfigError>),
-    #[error("{0}")]
-    Option(#[from] crate::policy::OptionError),
-    #[error("{0}")]
-    Identity(Located<crate::identity::IdentityError>),
+#[error("{}: cannot read: {source}", file.display())]
+pub struct ReadError {
+    /// The file, as configured.
+    pub file: PathBuf,
+    /// What the system said.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Reads a whole policy file. Symlinks are followed (Kubernetes ConfigMap and Secret mounts
 /// are symlink chains); the target must be a regular file.
-pub fn read_policy_file(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let io = |source| LoadError::Io {
+pub fn read_policy_file(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let io = |source| ReadError {
         file: path.to_path_buf(),
         source,
     };

@@ -1,16 +1,60 @@
 //! A loaded policy: plugin options, the password file, the ACL file and the TOML config,
 //! parsed and compiled together so that a reload swaps all of them or none.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
 use crate::acl::{self, AclPolicy, Decision};
 use crate::cache::CredentialCache;
 use crate::config::Config;
-use crate::error::{LoadError, Located};
+use crate::error::{read_policy_file, Located, ReadError};
 use crate::identity::{self, Identity, IdentityError, RevocationList};
 use crate::passwd::{PasswordDb, StoredHash, Verify};
+
+/// Why a policy could not be loaded. Any of these keeps the broker from starting, or keeps the
+/// previous policy in force on reload.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Acl(#[from] Located<crate::acl::AclError>),
+    #[error("{0}")]
+    Passwd(#[from] Located<crate::passwd::PasswdError>),
+    #[error("{0}")]
+    Config(#[from] Located<crate::config::ConfigError>),
+    #[error("{0}")]
+    Option(#[from] OptionError),
+    #[error("{0}")]
+    Identity(#[from] Located<IdentityError>),
+}
+
+impl From<ReadError> for LoadError {
+    fn from(e: ReadError) -> Self {
+        LoadError::Io {
+            file: e.file,
+            source: e.source,
+        }
+    }
+}
+
+/// Reads one policy file and parses it with `parse` (`AclPolicy::parse`, `PasswordDb::parse`,
+/// `Config::parse`, `RevocationList::parse`): the one way every policy file is loaded.
+pub fn load_file<T, E>(
+    path: &Path,
+    parse: impl FnOnce(&Path, &[u8]) -> Result<T, Located<E>>,
+) -> Result<T, LoadError>
+where
+    LoadError: From<Located<E>>,
+{
+    let text = read_policy_file(path)?;
+    Ok(parse(path, &text)?)
+}
 
 /// A problem with the `plugin_opt_*` lines themselves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,19 +211,31 @@ impl Policy {
     /// Loads and compiles every file the options name. Any error fails the whole load.
     pub fn load(options: &Options) -> Result<Policy, LoadError> {
         let config = match &options.config {
-            Some(path) => Config::load(path)?,
+            Some(path) => load_file(path, Config::parse)?,
             None => Config::default(),
         };
         let passwd = options
             .password_file
             .as_deref()
-            .map(PasswordDb::load)
+            .map(|path| load_file(path, PasswordDb::parse))
             .transpose()?;
         let acl = options
             .acl_file
             .as_deref()
-            .map(AclPolicy::load)
+            .map(|path| load_file(path, AclPolicy::parse))
             .transpose()?;
+        Policy::from_loaded(options, config, passwd, acl)
+    }
+
+    /// Completes a load from files already parsed: checks what spans files (the `[identity]`
+    /// section against the password file) and loads the revocation list. `mqttguard lint`
+    /// calls this with the files it parsed, so each file is read once.
+    pub fn from_loaded(
+        options: &Options,
+        config: Config,
+        passwd: Option<PasswordDb>,
+        acl: Option<AclPolicy>,
+    ) -> Result<Policy, LoadError> {
         let mut revoked = None;
         if let Some(id) = &config.identity {
             let at_config = |e| {
@@ -193,7 +249,7 @@ impl Policy {
             revoked = id
                 .revoked
                 .as_deref()
-                .map(RevocationList::load)
+                .map(|path| load_file(path, RevocationList::parse))
                 .transpose()?;
         }
         Ok(Policy::from_parts(passwd, acl, config, revoked))

@@ -114,6 +114,30 @@ pub fn filter_matches(filter: &str, topic: &str) -> bool {
     }
 }
 
+/// Whether every topic that filter `specific` matches is also matched by filter `general`
+/// (both valid filters, compared as [`filter_matches`] matches topics: `+` is one
+/// level, `#` the rest including the parent, wildcards at the first level never match topics
+/// starting with `$`). `%c` / `%u` levels are compared as text, which is exact for two
+/// patterns of the same client: a `+` covers them, and equal templates cover each other.
+pub fn filter_covers(general: &str, specific: &str) -> bool {
+    if specific.starts_with('$') && !general.starts_with('$') {
+        return false;
+    }
+    let mut g = general.split('/');
+    let mut s = specific.split('/');
+    loop {
+        match (g.next(), s.next()) {
+            (Some("#"), _) => return true,
+            (Some(_), Some("#")) => return false,
+            (Some("+"), Some(_)) => {}
+            (Some(_), Some("+")) => return false,
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

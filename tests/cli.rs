@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mqttguard::passwd::{PasswordDb, Verify};
+use mqttguard::policy::load_file;
 use serde_json::Value;
 
 fn mqttguard() -> Command {
@@ -73,7 +74,7 @@ fn mode(p: &Path) -> u32 {
 }
 
 fn verify(file: &Path, user: &str, password: &str) -> Verify {
-    let db = PasswordDb::load(file).expect("the plugin loads the file");
+    let db = load_file(file, PasswordDb::parse).expect("the plugin loads the file");
     db.verify(user, password.as_bytes())
 }
 
@@ -260,7 +261,7 @@ fn passwd_reads_usernames_as_the_parser_does() {
         assert_eq!(verify(&file, "bob", "old-pw"), Verify::Ok, "{name}");
         let (code, _, err) = run(&["passwd", s(&file), "alice", "--delete"]);
         assert_eq!(code, 0, "{name}: {err}");
-        let db = PasswordDb::load(&file).expect("loads");
+        let db = load_file(&file, PasswordDb::parse).expect("loads");
         assert!(!db.contains("alice") && db.contains("bob"), "{name}");
     }
     // A name the parser would trim differently is refused, not written.

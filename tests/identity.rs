@@ -12,6 +12,7 @@ use mqttguard::identity::{
     check_client_id, identity_from_der, subject_string, ClientIdPolicy, IdentityConfig,
     IdentityError, PasswordPolicy, RevocationList, Source,
 };
+use mqttguard::policy::load_file;
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, DnValue,
     Ia5String, IsCa, KeyPair, SanType, SerialNumber,
@@ -905,12 +906,18 @@ fn revocation_list_load() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("revoked.txt");
     std::fs::write(&path, "# stolen\n0abc\n").expect("write");
-    assert_eq!(RevocationList::load(&path).expect("load").len(), 1);
+    assert_eq!(
+        load_file(&path, RevocationList::parse).expect("load").len(),
+        1
+    );
     std::fs::write(&path, "0abc\nnope\n").expect("write");
-    let e = RevocationList::load(&path).expect_err("bad line");
+    let e = load_file(&path, RevocationList::parse).expect_err("bad line");
     assert!(e.to_string().contains("revoked.txt:2:"), "{e}");
-    assert!(RevocationList::load(&dir.path().join("missing")).is_err());
-    assert!(RevocationList::load(dir.path()).is_err(), "a directory");
+    assert!(load_file(&dir.path().join("missing"), RevocationList::parse).is_err());
+    assert!(
+        load_file(dir.path(), RevocationList::parse).is_err(),
+        "a directory"
+    );
 }
 
 #[test]

@@ -5,16 +5,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use mqttguard::acl::AclPolicy;
+use mqttguard::acl::UserLine;
 use mqttguard::lint::{
-    codes, filter_covers, lint_acl, lint_files, lint_passwd, passwd_entries, scan_acl_users,
-    Finding, Inputs, PasswdEntry, Report, Severity, UserLine,
+    codes, lint_acl, lint_files, lint_passwd, passwd_entries, Finding, Inputs, PasswdEntry, Report,
+    Severity,
 };
 use mqttguard::passwd::hash::{hash_argon2id, hash_pbkdf2};
 use mqttguard::passwd::{PasswordDb, Scheme};
+use mqttguard::topic::filter_covers;
 
 fn acl_findings(text: &str) -> Vec<Finding> {
     let policy = AclPolicy::parse(Path::new("acl"), text.as_bytes()).expect("valid ACL");
-    lint_acl(&policy, &scan_acl_users(text.as_bytes()))
+    lint_acl(&policy)
 }
 
 /// (line, code) of every finding.
@@ -226,10 +228,11 @@ fn users_without_rules() {
 }
 
 #[test]
-fn scanning_user_lines_follows_the_parser() {
+fn the_parser_keeps_user_lines() {
     let text = b"# user commented\nuser alice\n  user  bob  \r\ntopic read user x\nuser a b\n";
+    let policy = AclPolicy::parse(Path::new("acl"), text).expect("valid ACL");
     assert_eq!(
-        scan_acl_users(text),
+        policy.user_lines(),
         [
             UserLine {
                 name: "alice".into(),

@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use mqttguard::error::LoadError;
 use mqttguard::passwd::hash::{hash_argon2id, hash_pbkdf2, ARGON2ID_M_KIB, ARGON2ID_P, ARGON2ID_T};
 use mqttguard::passwd::{PasswdError, PasswordDb, Scheme, Verify};
+use mqttguard::policy::{load_file, LoadError};
 
 // --- Vectors -----------------------------------------------------------------------------------
 
@@ -278,11 +278,11 @@ fn load_reads_the_file_and_names_it() {
     };
     write(&good, &lines(&[ALICE, CAROL]));
     write(&bad, &lines(&["# c", ALICE, "carol:plain"]));
-    match PasswordDb::load(&good) {
+    match load_file(&good, PasswordDb::parse) {
         Ok(d) => assert_eq!(d.verify("carol", b"c4rol"), Verify::Ok),
         Err(e) => panic!("{e}"),
     }
-    match PasswordDb::load(&bad) {
+    match load_file(&bad, PasswordDb::parse) {
         Err(LoadError::Passwd(e)) => {
             assert_eq!((e.line, e.file.as_path()), (3, bad.as_path()));
             assert!(e.to_string().starts_with(&format!("{}:3: ", bad.display())));
@@ -290,11 +290,11 @@ fn load_reads_the_file_and_names_it() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        PasswordDb::load(&dir.path().join("missing")),
+        load_file(&dir.path().join("missing"), PasswordDb::parse),
         Err(LoadError::Io { .. })
     ));
     assert!(matches!(
-        PasswordDb::load(dir.path()),
+        load_file(dir.path(), PasswordDb::parse),
         Err(LoadError::Io { .. })
     ));
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use mqttguard::cache::CredentialCache;
 use mqttguard::config::{Config, ConfigError};
-use mqttguard::error::LoadError;
 use mqttguard::passwd::hash::hash_pbkdf2;
+use mqttguard::policy::LoadError;
 use mqttguard::policy::{AuthFailure, AuthOutcome, AuthStep, OptionError, Options, Policy};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

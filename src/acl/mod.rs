@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use ahash::AHashMap;
 
-pub use parse::{AclError, RuleAccess, RuleKind};
+pub use parse::{AclError, RuleAccess, RuleKind, UserLine};
 
-use crate::error::{LoadError, Located};
+use crate::error::Located;
 use trie::{Hits, Node, Subst};
 
 /// What the broker asks about (`MOSQ_ACL_*`).
@@ -116,6 +116,8 @@ pub struct AclPolicy {
     patterns: Option<Node>,
     /// Usernames that have a `user` block (some may have no rules).
     user_count: usize,
+    /// Every `user` line, in file order (for `mqttguard lint`).
+    user_lines: Vec<UserLine>,
 }
 
 impl AclPolicy {
@@ -149,6 +151,7 @@ impl AclPolicy {
         Ok(AclPolicy {
             file: file.to_path_buf(),
             user_count: parsed.users.len(),
+            user_lines: parsed.user_lines,
             rules: parsed.rules,
             users,
             anonymous,
@@ -157,9 +160,10 @@ impl AclPolicy {
     }
 
     /// Reads, parses and compiles an ACL file.
-    pub fn load(path: &Path) -> Result<AclPolicy, LoadError> {
-        let text = crate::error::read_policy_file(path)?;
-        Ok(Self::parse(path, &text)?)
+
+    /// Every `user NAME` line, in file order (a name may appear more than once).
+    pub fn user_lines(&self) -> &[UserLine] {
+        &self.user_lines
     }
 
     pub fn file(&self) -> &Path {

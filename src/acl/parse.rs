@@ -61,10 +61,20 @@ impl RuleAccess {
     }
 }
 
+/// A `user NAME` line of the ACL file (a name may have several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLine {
+    pub name: String,
+    /// 1-based line number.
+    pub line: usize,
+}
+
 pub(super) struct Parsed {
     pub rules: Vec<Rule>,
     /// Distinct names of `user` blocks, first appearance order.
     pub users: Vec<String>,
+    /// Every `user` line, in file order.
+    pub user_lines: Vec<UserLine>,
 }
 
 /// C `isspace` in the "C" locale.
@@ -75,6 +85,7 @@ fn is_c_space(c: char) -> bool {
 pub(super) fn parse(file: &Path, text: &[u8]) -> Result<Parsed, Located<AclError>> {
     let mut rules = Vec::new();
     let mut users: Vec<String> = Vec::new();
+    let mut user_lines: Vec<UserLine> = Vec::new();
     let mut seen_users = ahash::AHashSet::new();
     let mut current_user: Option<String> = None;
 
@@ -151,10 +162,18 @@ pub(super) fn parse(file: &Path, text: &[u8]) -> Result<Parsed, Located<AclError
                 if seen_users.insert(name.to_string()) {
                     users.push(name.to_string());
                 }
+                user_lines.push(UserLine {
+                    name: name.to_string(),
+                    line: line_no,
+                });
                 current_user = Some(name.to_string());
             }
             _ => return Err(err(AclError::InvalidLine)),
         }
     }
-    Ok(Parsed { rules, users })
+    Ok(Parsed {
+        rules,
+        users,
+        user_lines,
+    })
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::{normalise_serial, Identity, IdentityError};
-use crate::error::{LoadError, Located};
+use crate::error::Located;
 
 /// Revoked certificates, by serial number or SHA-256 fingerprint. This is in addition to
 /// Mosquitto's `crlfile`, and needs no CA to sign anything.
@@ -52,12 +52,6 @@ impl RevocationList {
             };
         }
         Ok(list)
-    }
-
-    /// Reads and parses the list; errors name the file and line.
-    pub fn load(path: &Path) -> Result<RevocationList, LoadError> {
-        let text = crate::error::read_policy_file(path)?;
-        Self::parse(path, &text).map_err(LoadError::Identity)
     }
 
     pub fn is_revoked(&self, identity: &Identity) -> bool {

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
-use crate::error::{LoadError, Located};
+use crate::error::Located;
 use hash::B64;
 
 /// Why a password file line was refused. Messages never contain a hash or a password.
@@ -284,11 +284,6 @@ impl PasswordDb {
             );
         }
         Ok(PasswordDb { users })
-    }
-
-    pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let text = crate::error::read_policy_file(path)?;
-        Ok(Self::parse(path, &text)?)
     }
 
     pub fn len(&self) -> usize {

@@ -89,7 +89,7 @@ ffi_guarded! {
             return sys::MOSQ_ERR_INVAL;
         };
         let loaded = Options::from_pairs(pairs.iter().copied())
-            .map_err(crate::error::LoadError::from)
+            .map_err(crate::policy::LoadError::from)
             .and_then(|options| Policy::load(&options).map(|policy| (options, policy)));
         let (options, policy) = match loaded {
             Ok(loaded) => loaded,

@@ -127,6 +127,57 @@ impl AuthFailure {
     }
 }
 
+/// Which broker callbacks a policy needs: basic auth only with a password file or
+/// `[identity]`, ACL checks only with an ACL file (so the broker behaves as with the built-in
+/// option absent). They are registered at start; a reload that needs others is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub basic_auth: bool,
+    pub acl: bool,
+}
+
+impl Needs {
+    /// For log lines: `basic auth, ACL check`, or `none`.
+    pub fn describe(self) -> String {
+        let parts: Vec<&str> = [(self.basic_auth, "basic auth"), (self.acl, "ACL check")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// What a client certificate makes of a login ([`Policy::certificate_login`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateLogin {
+    /// `password = "ignore"`: logged in as this identity (it becomes the username).
+    AsIdentity(Identity),
+    /// `password = "require"` and the username is the identity: the password decides.
+    CheckPassword(Identity),
+    /// `password = "require"` and the username is not the identity: refused.
+    UsernameMismatch(Identity),
+    /// The certificate maps to no identity, is revoked, or the client id is not its own.
+    Refused(IdentityError),
+}
+
+impl CertificateLogin {
+    /// Why the login is refused, if it is.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            CertificateLogin::Refused(why) => Some(format!("certificate: {why}")),
+            CertificateLogin::UsernameMismatch(identity) => Some(format!(
+                "username must equal the certificate identity \"{}\"",
+                identity.name
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The first step of basic authentication.
 #[derive(Debug)]
 pub enum AuthStep {
@@ -293,6 +344,14 @@ impl Policy {
         warnings
     }
 
+    /// The broker callbacks this policy needs.
+    pub fn needs(&self) -> Needs {
+        Needs {
+            basic_auth: self.passwd.is_some() || self.config.identity.is_some(),
+            acl: self.acl.is_some(),
+        }
+    }
+
     /// Every file this policy was loaded from (what `[reload] watch` watches).
     pub fn files(&self, options: &Options) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = [&options.password_file, &options.acl_file, &options.config]
@@ -349,6 +408,30 @@ impl Policy {
             identity::check_client_id(cfg, &identity.name, client_id.unwrap_or_default())?;
             Ok(identity)
         })())
+    }
+
+    /// The certificate part of a login, as the plugin's basic auth applies it: the identity
+    /// the certificate maps to (with revocation and client-id binding), then `[identity]
+    /// password`: with `ignore` the identity becomes the username and no password is checked;
+    /// with `require` the username sent must equal the identity, and the password is checked
+    /// next. `None` without an `[identity]` section.
+    pub fn certificate_login(
+        &self,
+        der: &[u8],
+        client_id: Option<&str>,
+        username: Option<&str>,
+    ) -> Option<CertificateLogin> {
+        let cfg = self.config.identity.as_ref()?;
+        Some(match self.certificate_identity(der, client_id)? {
+            Err(why) => CertificateLogin::Refused(why),
+            Ok(identity) => match cfg.password {
+                identity::PasswordPolicy::Ignore => CertificateLogin::AsIdentity(identity),
+                identity::PasswordPolicy::Require if username == Some(identity.name.as_str()) => {
+                    CertificateLogin::CheckPassword(identity)
+                }
+                identity::PasswordPolicy::Require => CertificateLogin::UsernameMismatch(identity),
+            },
+        })
     }
 
     /// One line for the broker log: files, counts, hash schemes. Never a hash or password.

@@ -23,7 +23,50 @@ pub enum Access {
     Unsubscribe,
 }
 
+impl std::str::FromStr for Access {
+    type Err = String;
+
+    /// `read`, `write`, `subscribe` or `unsubscribe` (what [`Access::as_str`] writes).
+    fn from_str(word: &str) -> Result<Access, String> {
+        Ok(match word {
+            "read" => Access::Read,
+            "write" => Access::Write,
+            "subscribe" => Access::Subscribe,
+            "unsubscribe" => Access::Unsubscribe,
+            _ => {
+                return Err(format!(
+                    "invalid access \"{word}\": expected read, write, subscribe or unsubscribe"
+                ))
+            }
+        })
+    }
+}
+
 impl Access {
+    /// Whether `topic` can be asked about with this access: a topic name for READ/WRITE
+    /// (not empty, no `+`/`#`, no NUL), a valid filter for SUBSCRIBE/UNSUBSCRIBE. The broker
+    /// never asks anything else; [`AclPolicy::check`] denies it.
+    pub fn check_topic(self, topic: &str) -> Result<(), String> {
+        match self {
+            Access::Read | Access::Write => {
+                if topic.is_empty() {
+                    Err("the topic is empty".to_string())
+                } else if !crate::topic::is_topic_name(topic) {
+                    Err(format!(
+                        "topic \"{topic}\" contains a wildcard: read and write are about a \
+                         topic name (use subscribe for a topic filter)"
+                    ))
+                } else if topic.contains('\0') {
+                    Err("the topic contains a NUL byte".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+            Access::Subscribe | Access::Unsubscribe => crate::topic::check_filter(topic)
+                .map_err(|e| format!("topic filter \"{topic}\": {e}")),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Access::Read => "read",
@@ -78,6 +121,21 @@ pub enum Reason {
     /// READ/WRITE of a topic that is empty or contains `+` or `#`, or SUBSCRIBE/UNSUBSCRIBE
     /// of an empty filter: never a valid request.
     InvalidTopic,
+}
+
+impl Reason {
+    /// A stable name for the kind of reason (`mqttguard check --json`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Reason::Rule(_) => "rule",
+            Reason::NoMatch => "no_match",
+            Reason::DangerousIdentity => "dangerous_identity",
+            Reason::NoClientId => "no_client_id",
+            Reason::SubscribeUnchecked => "subscribe_unchecked",
+            Reason::Superuser => "superuser",
+            Reason::InvalidTopic => "invalid_topic",
+        }
+    }
 }
 
 /// The answer to one ACL question.
@@ -158,8 +216,6 @@ impl AclPolicy {
             patterns,
         })
     }
-
-    /// Reads, parses and compiles an ACL file.
 
     /// Every `user NAME` line, in file order (a name may appear more than once).
     pub fn user_lines(&self) -> &[UserLine] {

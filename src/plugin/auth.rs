@@ -14,9 +14,9 @@ use super::broker::{c_bytes, c_str, event_ref};
 use super::instance::Instance;
 use super::sys;
 use crate::denial::Denial;
-use crate::identity::{IdentityError, PasswordPolicy};
+use crate::identity::IdentityError;
 use crate::metrics::{LoginDenied, METRICS};
-use crate::policy::{AuthFailure, AuthOutcome, AuthStep, PendingVerify, Policy};
+use crate::policy::{AuthFailure, AuthOutcome, AuthStep, CertificateLogin, PendingVerify, Policy};
 use crate::pool::{new_ticket, Job, Parked, Refusal, Ticket};
 
 /// Mosquitto 2.1's MOSQ_ERR_AUTH_DELAYED (absent from 2.0's headers).
@@ -158,26 +158,15 @@ ffi_guarded! {
             return sys::MOSQ_ERR_AUTH;
         }
         let policy = instance.policy.load_full();
-        let mut who = Who { client_id, username: username.unwrap_or_default(), address };
+        let who = Who { client_id, username: username.unwrap_or_default(), address };
         let mut certificate = false;
         // A client certificate, where `[identity]` is configured and the listener requires one.
-        if let Some(cfg) = policy.config.identity.as_ref() {
+        if policy.config.identity.is_some() {
             // SAFETY: event.client is the client being authenticated.
             let der = unsafe { super::cert::client_certificate_der(&instance.broker, event.client) };
-            if let Some(der) = der {
-                let identity = match policy.certificate_identity(&der, client_id) {
-                    Some(Ok(identity)) => identity,
-                    Some(Err(why)) => {
-                        let kind = match why {
-                            IdentityError::Revoked(_) => LoginDenied::Revoked,
-                            _ => LoginDenied::Certificate,
-                        };
-                        log_refusal(instance, &policy, &who, kind, &format!("certificate: {why}"));
-                        return sys::MOSQ_ERR_AUTH;
-                    }
-                    None => return sys::MOSQ_ERR_AUTH,
-                };
-                if cfg.password == PasswordPolicy::Ignore {
+            match der.and_then(|der| policy.certificate_login(&der, client_id, username)) {
+                None => {}
+                Some(CertificateLogin::AsIdentity(identity)) => {
                     // SAFETY: event.client as above; the name is a NUL-free valid string.
                     return match unsafe { instance.broker.set_client_username(event.client, &identity.name) } {
                         true => {
@@ -187,13 +176,15 @@ ffi_guarded! {
                         false => sys::MOSQ_ERR_AUTH,
                     };
                 }
-                if username != Some(identity.name.as_str()) {
-                    log_refusal(instance, &policy, &who, LoginDenied::Certificate, &format!(
-                        "username must equal the certificate identity \"{}\"", identity.name));
+                Some(CertificateLogin::CheckPassword(_)) => certificate = true,
+                Some(refused) => {
+                    let kind = match refused {
+                        CertificateLogin::Refused(IdentityError::Revoked(_)) => LoginDenied::Revoked,
+                        _ => LoginDenied::Certificate,
+                    };
+                    log_refusal(instance, &policy, &who, kind, &refused.refusal().unwrap_or_default());
                     return sys::MOSQ_ERR_AUTH;
                 }
-                certificate = true;
-                who.username = username.unwrap_or_default();
             }
         }
         if policy.passwd.is_none() {

@@ -54,7 +54,7 @@ pub(crate) struct Broker {
     client_id: ClientStr,
     client_username: ClientStr,
     set_username: SetUsername,
-    pub(crate) client_certificate: ClientCertificate,
+    client_certificate: ClientCertificate,
     callback_register: CallbackRegister,
     callback_unregister: CallbackUnregister,
     publish_copy: PublishCopy,
@@ -191,6 +191,16 @@ impl Broker {
         };
         // SAFETY: per the function contract; the broker copies the name.
         unsafe { (self.set_username)(client, name.as_ptr()) == 0 }
+    }
+
+    /// The client's certificate as the broker's `X509 *` (a new reference the caller must
+    /// free with the broker's libcrypto), or NULL.
+    ///
+    /// # Safety
+    /// `client` must be the client of the current callback.
+    pub(crate) unsafe fn client_certificate(&self, client: *const mosquitto) -> *mut c_void {
+        // SAFETY: per the function contract.
+        unsafe { (self.client_certificate)(client) }
     }
 
     /// Whether this broker can answer basic auth later (Mosquitto 2.1).

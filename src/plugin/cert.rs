@@ -21,7 +21,7 @@ pub(crate) unsafe fn client_certificate_der(
     client: *const mosquitto,
 ) -> Option<Vec<u8>> {
     // SAFETY: per the function contract; the broker returns NULL or a new X509 reference.
-    let cert = unsafe { (broker.client_certificate)(client) };
+    let cert = unsafe { broker.client_certificate(client) };
     if cert.is_null() {
         return None;
     }

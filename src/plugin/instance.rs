@@ -17,7 +17,7 @@ use super::sys::{self, mosquitto_plugin_id_t};
 use crate::cache::CredentialCache;
 use crate::config::LogLevel;
 use crate::metrics::{Gauges, METRICS};
-use crate::policy::{Options, Policy};
+use crate::policy::{Needs, Options, Policy};
 use crate::pool::{PoolLimits, VerifyPool};
 use crate::ratelimit::{Permit, RateLimiter};
 use crate::throttle::Throttle;
@@ -35,34 +35,6 @@ const MAX_QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// connected clients when no TICK arrives to end it (2.0 with per_listener_settings).
 const REVALIDATION_WINDOW: Duration = Duration::from_secs(2);
 
-/// The broker events a policy needs callbacks for: basic auth only with a password file or
-/// `[identity]`, ACL only with an ACL file (so the broker behaves as with the built-in
-/// option absent); RELOAD and TICK always (TICK answers delayed logins on 2.1, ends the
-/// re-authentication window of a reload and publishes the `$SYS` counters).
-fn wanted_events(policy: &Policy) -> Vec<(u32, Callback)> {
-    let mut wanted: Vec<(u32, Callback)> = vec![
-        (sys::MOSQ_EVT_RELOAD, super::reload::on_reload),
-        (sys::MOSQ_EVT_TICK, super::auth::on_tick),
-    ];
-    if policy.passwd.is_some() || policy.config.identity.is_some() {
-        wanted.push((sys::MOSQ_EVT_BASIC_AUTH, super::auth::on_basic_auth));
-    }
-    if policy.acl.is_some() {
-        wanted.push((sys::MOSQ_EVT_ACL_CHECK, super::acl::on_acl_check));
-    }
-    wanted
-}
-
-fn event_name(event: u32) -> &'static str {
-    match event {
-        sys::MOSQ_EVT_BASIC_AUTH => "basic auth",
-        sys::MOSQ_EVT_ACL_CHECK => "ACL check",
-        sys::MOSQ_EVT_TICK => "tick",
-        sys::MOSQ_EVT_RELOAD => "reload",
-        _ => "other",
-    }
-}
-
 pub(crate) struct Instance {
     pub(crate) broker: Broker,
     identifier: *mut mosquitto_plugin_id_t,
@@ -70,6 +42,8 @@ pub(crate) struct Instance {
     /// Swapped whole on reload; readers never block and never see a half-loaded policy.
     pub(crate) policy: Arc<ArcSwap<Policy>>,
     registered: Vec<(u32, Callback)>,
+    /// What the registered callbacks cover; a reload that needs more or less is refused.
+    needs: Needs,
     /// Budget for denial log lines.
     denials: RateLimiter,
     /// Verified credentials; survives reloads (entries are bound to the password line).
@@ -115,17 +89,16 @@ impl Instance {
             options,
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             registered: Vec::new(),
+            needs: Needs::default(),
         }
     }
 
-    /// Registers the callbacks this policy needs (see [`wanted_events`]) and, on a broker that
-    /// can answer basic auth later (2.1), starts the verification threads.
-    pub(crate) fn register_callbacks(&mut self) -> Result<(), u32> {
+    /// Starts what runs beside the callbacks: on a broker that can answer basic auth later
+    /// (2.1) and a policy with basic auth, the verification threads; the housekeeping thread
+    /// (file watching, the metrics textfile).
+    pub(crate) fn start_workers(&mut self) {
         let policy = self.policy.load_full();
-        let wanted = wanted_events(&policy);
-        if self.broker.can_delay_auth()
-            && wanted.iter().any(|(e, _)| *e == sys::MOSQ_EVT_BASIC_AUTH)
-        {
+        if self.broker.can_delay_auth() && policy.needs().basic_auth {
             let auth = &policy.config.auth;
             let limits = PoolLimits {
                 threads: VERIFY_THREADS,
@@ -159,33 +132,30 @@ impl Instance {
             ),
         }
         METRICS.loaded_now();
-        let userdata = self as *mut Instance as *mut c_void;
-        for (event, callback) in wanted {
-            // SAFETY: identifier came from mosquitto_plugin_init; userdata is this instance,
-            // which lives until cleanup unregisters these callbacks.
-            let rc = unsafe {
-                self.broker
-                    .register(self.identifier, event, callback, userdata)
-            };
-            if rc != sys::MOSQ_ERR_SUCCESS {
-                return Err(event);
-            }
-            self.registered.push((event, callback));
-        }
-        Ok(())
     }
 
-    /// Unregisters every callback, drops this instance's parked logins and joins the
-    /// verification threads: after this nothing of ours runs, so the broker may unload the
-    /// library.
-    pub(crate) fn unregister_callbacks(&mut self) {
-        for (event, callback) in self.registered.drain(..) {
-            // SAFETY: the same identifier and callback that were registered.
-            unsafe { self.broker.unregister(self.identifier, event, callback) };
-        }
+    /// Drops this instance's parked logins and joins its threads: with the callbacks
+    /// unregistered, nothing of ours runs after this, so the broker may unload the library.
+    pub(crate) fn stop_workers(&mut self) {
         self.housekeeping = None;
         super::auth::PARKED.forget_owner(self.owner());
         self.pool = None;
+    }
+
+    /// The identifier the broker gave this instance.
+    pub(crate) fn identifier(&self) -> *mut mosquitto_plugin_id_t {
+        self.identifier
+    }
+
+    /// Remembers a registered callback (for cleanup, and for what reloads may change).
+    pub(crate) fn registered(&mut self, event: u32, callback: Callback, needs: Needs) {
+        self.registered.push((event, callback));
+        self.needs = needs;
+    }
+
+    /// The registered callbacks, forgotten.
+    pub(crate) fn take_registered(&mut self) -> Vec<(u32, Callback)> {
+        std::mem::take(&mut self.registered)
     }
 
     /// Publishes the counters under `$SYS/broker/mqttguard/` if `[metrics] sys_interval` has
@@ -264,17 +234,8 @@ impl Instance {
                 return;
             }
         };
-        let wanted: Vec<u32> = wanted_events(&policy).iter().map(|(e, _)| *e).collect();
-        let registered: Vec<u32> = self.registered.iter().map(|(e, _)| *e).collect();
-        if wanted != registered {
-            let describe = |events: &[u32]| {
-                events
-                    .iter()
-                    .filter(|e| **e != sys::MOSQ_EVT_RELOAD && **e != sys::MOSQ_EVT_TICK)
-                    .map(|e| event_name(*e))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+        if policy.needs() != self.needs {
+            let describe = |needs: Needs| needs.describe();
             self.broker.log(
                 sys::MOSQ_LOG_ERR,
                 &format!(
@@ -282,8 +243,8 @@ impl Instance {
                      broker callbacks [{}] but the plugin was started with [{}] (a password \
                      file, [identity] or an ACL file was added or removed); restart the broker \
                      to apply it",
-                    describe(&wanted),
-                    describe(&registered)
+                    describe(policy.needs()),
+                    describe(self.needs)
                 ),
             );
             METRICS.reloads_failed.fetch_add(1, Ordering::Relaxed);

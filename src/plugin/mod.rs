@@ -15,11 +15,62 @@ mod sys;
 use std::ffi::{c_int, c_void};
 
 use boundary::ffi_guarded;
-use broker::{c_str, Broker};
+use broker::{c_str, Broker, Callback};
 use instance::Instance;
 use sys::{mosquitto_opt, mosquitto_plugin_id_t};
 
-use crate::policy::{Options, Policy};
+use crate::policy::{Needs, Options, Policy};
+
+/// The callbacks for what a policy needs ([`Policy::needs`]); RELOAD and TICK always (TICK
+/// answers delayed logins on 2.1, ends the re-authentication window of a reload and publishes
+/// the `$SYS` counters). The only place that names the callbacks.
+fn callbacks(needs: Needs) -> Vec<(u32, Callback)> {
+    let mut wanted: Vec<(u32, Callback)> = vec![
+        (sys::MOSQ_EVT_RELOAD, reload::on_reload),
+        (sys::MOSQ_EVT_TICK, auth::on_tick),
+    ];
+    if needs.basic_auth {
+        wanted.push((sys::MOSQ_EVT_BASIC_AUTH, auth::on_basic_auth));
+    }
+    if needs.acl {
+        wanted.push((sys::MOSQ_EVT_ACL_CHECK, acl::on_acl_check));
+    }
+    wanted
+}
+
+/// Registers the callbacks the instance's policy needs, with the instance as userdata.
+fn register(instance: &mut Instance) -> Result<(), u32> {
+    let needs = instance.policy.load().needs();
+    let userdata = instance as *mut Instance as *mut c_void;
+    for (event, callback) in callbacks(needs) {
+        // SAFETY: the identifier came from mosquitto_plugin_init; userdata is the instance,
+        // which lives until cleanup unregisters these callbacks.
+        let rc = unsafe {
+            instance
+                .broker
+                .register(instance.identifier(), event, callback, userdata)
+        };
+        if rc != sys::MOSQ_ERR_SUCCESS {
+            return Err(event);
+        }
+        instance.registered(event, callback, needs);
+    }
+    Ok(())
+}
+
+/// Unregisters every callback of the instance and stops its threads: after this nothing of
+/// ours runs, so the broker may unload the library.
+fn unregister(instance: &mut Instance) {
+    for (event, callback) in instance.take_registered() {
+        // SAFETY: the same identifier and callback that were registered.
+        unsafe {
+            instance
+                .broker
+                .unregister(instance.identifier(), event, callback)
+        };
+    }
+    instance.stop_workers();
+}
 
 ffi_guarded! {
     /// Accepts plugin API version 5 and nothing else.
@@ -103,9 +154,10 @@ ffi_guarded! {
         unsafe { broker.set_info(identifier) };
         let mut instance = Box::new(Instance::new(broker, identifier, options, policy));
         instance.log_warnings(&instance.policy.load());
-        if let Err(event) = instance.register_callbacks() {
+        instance.start_workers();
+        if let Err(event) = register(&mut instance) {
             broker.log(sys::MOSQ_LOG_ERR, &format!("error: cannot register callback for event {event}"));
-            instance.unregister_callbacks();
+            unregister(&mut instance);
             return sys::MOSQ_ERR_UNKNOWN;
         }
         // SAFETY: userdata checked non-NULL above; the broker keeps it for our callbacks.
@@ -130,7 +182,7 @@ ffi_guarded! {
         // SAFETY: userdata is the Box this plugin leaked in mosquitto_plugin_init, and the
         // broker calls cleanup once.
         let mut instance = unsafe { Box::from_raw(userdata as *mut Instance) };
-        instance.unregister_callbacks();
+        unregister(&mut instance);
         sys::MOSQ_ERR_SUCCESS
     }
 }

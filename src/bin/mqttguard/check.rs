@@ -3,10 +3,10 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use mqttguard::acl::{Access, AclPolicy, Client, Decision, Reason};
-use mqttguard::identity::{Identity, PasswordPolicy};
-use mqttguard::policy::{AuthOutcome, Options, Policy};
+use mqttguard::identity::Identity;
+use mqttguard::policy::{AuthOutcome, CertificateLogin, Options, Policy};
 use serde_json::{json, Value};
 
 use crate::{fail, Status, EXIT_FINDING, EXIT_OK};
@@ -80,9 +80,9 @@ pub struct CheckArgs {
         required_unless_present = "queries"
     )]
     topic: Option<String>,
-    /// What the client does.
-    #[arg(long, short = 'a', value_enum, required_unless_present = "queries")]
-    access: Option<AccessArg>,
+    /// What the client does: read, write, subscribe or unsubscribe.
+    #[arg(long, short = 'a', value_parser = str::parse::<Access>, required_unless_present = "queries")]
+    access: Option<Access>,
     /// Password to verify against --passwd (visible to other local users in the process list:
     /// use a test password).
     #[arg(long, short = 'P', value_name = "PASSWORD", requires = "passwd")]
@@ -97,35 +97,6 @@ pub struct CheckArgs {
     /// Print JSON (one object per query).
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum AccessArg {
-    Read,
-    Write,
-    Subscribe,
-    Unsubscribe,
-}
-
-impl From<AccessArg> for Access {
-    fn from(a: AccessArg) -> Access {
-        match a {
-            AccessArg::Read => Access::Read,
-            AccessArg::Write => Access::Write,
-            AccessArg::Subscribe => Access::Subscribe,
-            AccessArg::Unsubscribe => Access::Unsubscribe,
-        }
-    }
-}
-
-fn parse_access(word: &str) -> Option<Access> {
-    Some(match word {
-        "read" => Access::Read,
-        "write" => Access::Write,
-        "subscribe" => Access::Subscribe,
-        "unsubscribe" => Access::Unsubscribe,
-        _ => return None,
-    })
 }
 
 /// One question.
@@ -179,35 +150,30 @@ fn read_certificate(path: &Path) -> Result<Vec<u8>, String> {
     Err(format!("{}: no CERTIFICATE block", path.display()))
 }
 
-/// Applies a certificate as the plugin's basic-auth callback does: the identity (with
-/// revocation and client-id binding) replaces the username with `password = "ignore"`, and
-/// must equal the username sent with `password = "require"`.
+/// Applies a certificate with the plugin's own rule ([`Policy::certificate_login`]): the
+/// identity replaces the username with `password = "ignore"`, and must equal the username
+/// sent with `password = "require"`.
 fn apply_certificate(
     policy: &Policy,
     der: &[u8],
     query: &mut Query,
 ) -> Result<CertOutcome, String> {
-    let Some(cfg) = policy.config.identity.as_ref() else {
-        return Err("--cert needs an [identity] section in the --config file".to_string());
-    };
-    let outcome = match policy.certificate_identity(der, Some(&query.client_id)) {
-        None => return Err("--cert needs an [identity] section in the --config file".to_string()),
-        Some(Err(why)) => CertOutcome::Refused(why.to_string()),
-        Some(Ok(identity)) => match cfg.password {
-            PasswordPolicy::Ignore => {
-                query.user = Some(identity.name.clone());
-                CertOutcome::Accepted(identity)
-            }
-            PasswordPolicy::Require if query.user.as_deref() == Some(identity.name.as_str()) => {
-                CertOutcome::Accepted(identity)
-            }
-            PasswordPolicy::Require => CertOutcome::Refused(format!(
-                "the username must equal the certificate identity \"{}\" (password = \"require\")",
-                identity.name
-            )),
-        },
-    };
-    Ok(outcome)
+    let login = policy
+        .certificate_login(der, Some(&query.client_id), query.user.as_deref())
+        .ok_or_else(|| "--cert needs an [identity] section in the --config file".to_string())?;
+    Ok(match login {
+        CertificateLogin::AsIdentity(identity) => {
+            query.user = Some(identity.name.clone());
+            CertOutcome::Accepted(identity)
+        }
+        CertificateLogin::CheckPassword(identity) => CertOutcome::Accepted(identity),
+        refused => CertOutcome::Refused(
+            refused
+                .refusal()
+                .map(|r| r.strip_prefix("certificate: ").unwrap_or(&r).to_string())
+                .unwrap_or_default(),
+        ),
+    })
 }
 
 pub fn run(args: CheckArgs) -> Status {
@@ -234,12 +200,12 @@ pub fn run(args: CheckArgs) -> Status {
             let mut query = Query {
                 user: args.user,
                 client_id,
-                access: access.into(),
+                access,
                 topic,
                 line: 0,
                 expected: None,
             };
-            if let Err(e) = validate_topic(&query.topic, query.access) {
+            if let Err(e) = query.access.check_topic(&query.topic) {
                 return fail(e);
             }
             let cert = match &args.cert {
@@ -266,29 +232,6 @@ pub fn run(args: CheckArgs) -> Status {
                 EXIT_FINDING
             }
         }
-    }
-}
-
-/// The broker never asks about a topic a client could not send: refuse such questions rather
-/// than answer one that cannot arise.
-fn validate_topic(topic: &str, access: Access) -> Result<(), String> {
-    match access {
-        Access::Read | Access::Write => {
-            if topic.is_empty() {
-                Err("the topic is empty".to_string())
-            } else if !mqttguard::topic::is_topic_name(topic) {
-                Err(format!(
-                    "topic \"{topic}\" contains a wildcard: read and write are about a topic name \
-                     (use --access subscribe for a topic filter)"
-                ))
-            } else if topic.contains('\0') {
-                Err("the topic contains a NUL byte".to_string())
-            } else {
-                Ok(())
-            }
-        }
-        Access::Subscribe | Access::Unsubscribe => mqttguard::topic::check_filter(topic)
-            .map_err(|e| format!("topic filter \"{topic}\": {e}")),
     }
 }
 
@@ -392,15 +335,7 @@ fn print_one(acl: &AclPolicy, query: &Query, answer: &Answer) {
 fn to_json(acl: &AclPolicy, query: &Query, answer: &Answer) -> Value {
     let reason = answer.acl.reason;
     let mut reason_json = json!({
-        "kind": match reason {
-            Reason::Rule(_) => "rule",
-            Reason::NoMatch => "no_match",
-            Reason::DangerousIdentity => "dangerous_identity",
-            Reason::NoClientId => "no_client_id",
-            Reason::SubscribeUnchecked => "subscribe_unchecked",
-            Reason::Superuser => "superuser",
-            Reason::InvalidTopic => "invalid_topic",
-        },
+        "kind": reason.kind(),
         "description": acl.describe(reason),
     });
     if let Reason::Rule(id) = reason {
@@ -476,11 +411,7 @@ fn read_queries(path: &Path) -> Result<Vec<Query>, String> {
                 )))
             }
         };
-        let access = parse_access(access).ok_or_else(|| {
-            at(format!(
-                "invalid access \"{access}\": expected read, write, subscribe or unsubscribe"
-            ))
-        })?;
+        let access: Access = access.parse().map_err(at)?;
         let expected = match expect {
             None => None,
             Some("allow") => Some(true),
@@ -491,7 +422,7 @@ fn read_queries(path: &Path) -> Result<Vec<Query>, String> {
                 )))
             }
         };
-        validate_topic(topic, access).map_err(at)?;
+        access.check_topic(topic).map_err(at)?;
         queries.push(Query {
             user: (user != "-").then(|| user.to_string()),
             client_id: client_id.to_string(),

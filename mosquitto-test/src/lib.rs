@@ -29,3 +29,8 @@ pub use broker::{
 pub use client::{codes, Client, ConnectOpts, Msg, Proto, Refused};
 pub use passwd::{argon2id_hash, argon2id_hash_with, passwd_file, passwd_line, Scheme};
 pub use scenario::{not_authorised, suback_denied, Action, Obs, PasswdSpec, Scenario, Step};
+
+/// The `mqttguard` command built with the plugin under test (beside it in the target dir).
+pub fn mqttguard_cli() -> std::path::PathBuf {
+    plugin_path().with_file_name("mqttguard")
+}

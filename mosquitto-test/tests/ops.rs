@@ -289,12 +289,6 @@ fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-/// The `mqttguard` command of this workspace.
-fn mqttguard_cli() -> PathBuf {
-    let plugin = plugin_path();
-    plugin.with_file_name("mqttguard")
-}
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

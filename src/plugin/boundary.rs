@@ -26,3 +26,39 @@ macro_rules! ffi_guarded {
 }
 
 pub(crate) use ffi_guarded;
+
+#[cfg(test)]
+mod tests {
+    use super::guard;
+
+    #[test]
+    fn a_panic_becomes_the_fail_closed_value() {
+        assert_eq!(guard(12, || 0), 0);
+        assert_eq!(guard(12, || -> i32 { panic!("callback bug") }), 12);
+        // Nested: the inner boundary answers, the outer one sees a normal return.
+        assert_eq!(
+            guard(1, || guard(2, || -> i32 { panic!("inner") }) + 40),
+            42
+        );
+    }
+
+    ffi_guarded! {
+        /// A callback shaped like the broker's, for the test below.
+        fn sample(value: i32) -> i32,
+        on_panic = -1,
+        {
+            if value < 0 {
+                panic!("negative");
+            }
+            value * 2
+        }
+    }
+
+    #[test]
+    fn ffi_guarded_functions_never_unwind() {
+        // SAFETY: `sample` has no preconditions.
+        assert_eq!(unsafe { sample(21) }, 42);
+        // SAFETY: as above.
+        assert_eq!(unsafe { sample(-1) }, -1);
+    }
+}

@@ -109,7 +109,7 @@ impl Default for AuthConfig {
 
 impl AuthConfig {
     /// The throttling settings these options describe.
-    pub fn throttle(&self) -> crate::throttle::ThrottleSettings {
+    pub(crate) fn throttle(&self) -> crate::throttle::ThrottleSettings {
         crate::throttle::ThrottleSettings {
             failures_per_user: self.failures_before_backoff,
             failures_per_address: self.address_failures_before_backoff,

@@ -1,6 +1,6 @@
 //! mqttguard: an authentication and ACL plugin for Mosquitto 2.x.
 //!
-//! The policy core (everything except [`plugin`]) is safe Rust with no FFI: it parses
+//! The policy core (everything except the `plugin` module) is safe Rust with no FFI: it parses
 //! Mosquitto's password and ACL files, compiles them into matchers, verifies hashes and
 //! decides. The plugin layer adapts the broker's C callbacks onto that core.
 
@@ -11,17 +11,17 @@
 pub mod acl;
 pub mod cache;
 pub mod config;
-pub mod denial;
+pub(crate) mod denial;
 pub mod error;
 pub mod identity;
 pub mod lint;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod passwd;
 #[allow(unsafe_code)]
-pub mod plugin;
+mod plugin;
 pub mod policy;
-pub mod pool;
-pub mod ratelimit;
-pub mod throttle;
+pub(crate) mod pool;
+pub(crate) mod ratelimit;
+pub(crate) mod throttle;
 pub mod topic;
-pub mod watch;
+pub(crate) mod watch;

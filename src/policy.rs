@@ -371,7 +371,7 @@ impl Policy {
     }
 
     /// The policy's size, for the metrics.
-    pub fn size(&self) -> crate::metrics::PolicySize {
+    pub(crate) fn size(&self) -> crate::metrics::PolicySize {
         crate::metrics::PolicySize {
             password_users: self.passwd.as_ref().map_or(0, |db| db.len() as u64),
             acl_users: self.acl.as_ref().map_or(0, |a| a.user_count() as u64),

@@ -359,10 +359,12 @@ impl Parked {
     }
 
     /// Parked attempts.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         lock(&self.entries).len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -59,6 +59,7 @@ impl Watcher {
     }
 
     /// The watched paths.
+    #[cfg(test)]
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
     }

@@ -134,6 +134,7 @@ impl Default for Throttle {
 }
 
 impl Throttle {
+    /// An empty throttle, with keys for its tables drawn at random.
     pub fn new() -> Throttle {
         Throttle {
             keys: RandomState::new(),

@@ -12,7 +12,7 @@ pub enum ConfigError {
     /// The file is not UTF-8 text.
     #[error("not valid UTF-8")]
     NotUtf8,
-    /// The TOML parser's or a setting's refusal, as its message.
+    /// The TOML parser's message: bad syntax, an unknown key or a wrong type.
     #[error("{0}")]
     Toml(String),
 }

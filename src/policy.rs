@@ -152,9 +152,9 @@ impl AuthFailure {
 /// option absent). They are registered at start; a reload that needs others is refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// Register the basic auth callback.
+    /// Whether the basic auth callback is needed.
     pub basic_auth: bool,
-    /// Register the ACL check callback.
+    /// Whether the ACL check callback is needed.
     pub acl: bool,
 }
 

@@ -36,7 +36,7 @@ pub enum PasswdError {
     /// The username is not valid UTF-8.
     #[error("username is not valid UTF-8")]
     UsernameNotUtf8,
-    /// Nothing after the `:`; holds the username.
+    /// No hash after the `:`; holds the username.
     #[error("empty password hash for user {0:?}")]
     EmptyHash(String),
     /// The hash is not `$6$`, `$7$` or `$argon2id$`; holds the username.
@@ -382,7 +382,7 @@ impl PasswordDb {
         self.users.get(username).map(|e| e.fingerprint)
     }
 
-    /// Checks `password` against the user's hash in constant time.
+    /// Checks `password` against the user's hash (compared in constant time).
     pub fn verify(&self, username: &str, password: &[u8]) -> Verify {
         match self.users.get(username) {
             None => Verify::UnknownUser,

@@ -9,8 +9,10 @@ use crate::error::Located;
 /// Why the configuration file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// The file is not UTF-8 text.
     #[error("not valid UTF-8")]
     NotUtf8,
+    /// The TOML parser's message: bad syntax, an unknown key or a wrong type.
     #[error("{0}")]
     Toml(String),
 }
@@ -19,17 +21,22 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[acl]`: options of the ACL check.
     #[serde(default)]
     pub acl: AclConfig,
+    /// `[auth]`: the verified-credential cache, login throttling and the verification queue.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// `[log]`: the denial log.
     #[serde(default)]
     pub log: LogConfig,
     /// `[identity]`: client certificates as identities. Absent: certificates are not used.
     #[serde(default)]
     pub identity: Option<crate::identity::IdentityConfig>,
+    /// `[reload]`: noticing changed policy files without a SIGHUP.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// `[metrics]`: counters of the auth layer.
     #[serde(default)]
     pub metrics: MetricsConfig,
 }
@@ -147,11 +154,17 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
+    /// Not logged at all.
     None,
+    /// Mosquitto's `debug` level.
     Debug,
+    /// Mosquitto's `info` level.
     Info,
+    /// Mosquitto's `notice` level.
     Notice,
+    /// Mosquitto's `warning` level.
     Warning,
+    /// Mosquitto's `error` level.
     Error,
 }
 
@@ -166,6 +179,7 @@ pub struct AclConfig {
 }
 
 impl Config {
+    /// Parses the configuration file; a refusal names the line the TOML error points at, if any.
     pub fn parse(file: &Path, text: &[u8]) -> Result<Config, Located<ConfigError>> {
         let text =
             std::str::from_utf8(text).map_err(|_| Located::new(file, 0, ConfigError::NotUtf8))?;

@@ -22,9 +22,13 @@ pub struct Denial<'a> {
     pub action: &'a str,
     /// The topic or filter (not for `connect`).
     pub topic: Option<&'a str>,
+    /// The client's address as the broker gives it; shown as `unknown` when absent or odd.
     pub address: Option<&'a str>,
+    /// The client id, shown quoted and escaped, or `(none)`.
     pub client_id: Option<&'a str>,
+    /// The username, shown quoted and escaped, or `(none)`.
     pub username: Option<&'a str>,
+    /// Why it was refused; written last, after `": "`.
     pub reason: &'a str,
 }
 

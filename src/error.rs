@@ -9,13 +9,16 @@ use std::path::{Path, PathBuf};
 /// An error found at a place in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located<E> {
+    /// The file at fault.
     pub file: PathBuf,
     /// 1-based line number; 0 when the file as a whole is at fault.
     pub line: usize,
+    /// What is wrong there.
     pub error: E,
 }
 
 impl<E> Located<E> {
+    /// Locates `error` at `line` of `file`.
     pub fn new(file: &Path, line: usize, error: E) -> Self {
         Located {
             file: file.to_path_buf(),

@@ -7,6 +7,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 // Only the plugin layer talks to C; the policy core is safe Rust.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod acl;
 pub mod cache;

@@ -11,16 +11,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Why a login was refused, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginDenied {
+    /// The username is not in the password file.
     UnknownUser,
+    /// The password does not match.
     WrongPassword,
+    /// A username without a password.
     NoPassword,
+    /// The client certificate gave no usable identity, or the username or client id did not
+    /// match it.
     Certificate,
+    /// The client certificate is revoked.
     Revoked,
+    /// Refused by the failed-login throttle.
     Throttled,
+    /// Not verified: the verification queue was full, the user already had verifications in
+    /// flight, or the plugin was stopping.
     Busy,
 }
 
 impl LoginDenied {
+    /// Every reason, in the order of the per-reason counters.
     pub const ALL: [LoginDenied; 7] = [
         LoginDenied::UnknownUser,
         LoginDenied::WrongPassword,
@@ -31,6 +41,7 @@ impl LoginDenied {
         LoginDenied::Busy,
     ];
 
+    /// The reason's name as a metric label, e.g. `unknown_user`.
     pub fn name(self) -> &'static str {
         match self {
             LoginDenied::UnknownUser => "unknown_user",
@@ -50,21 +61,31 @@ pub const ACCESS_NAMES: [&str; 4] = ["read", "write", "subscribe", "unsubscribe"
 /// The policy's size, as gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PolicySize {
+    /// Users in the password file.
     pub password_users: u64,
+    /// Distinct `user` blocks in the ACL file.
     pub acl_users: u64,
+    /// Topic rules in the ACL file, over all users.
     pub topic_rules: u64,
+    /// `pattern` rules in the ACL file.
     pub patterns: u64,
 }
 
+/// The auth layer's counters; [`METRICS`] is the process's one instance.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Logins allowed.
     pub logins_allowed: AtomicU64,
     logins_denied: [AtomicU64; 7],
     acl_allowed: [AtomicU64; 4],
     acl_denied: [AtomicU64; 4],
+    /// Verified-credential cache hits.
     pub cache_hits: AtomicU64,
+    /// Verified-credential cache misses.
     pub cache_misses: AtomicU64,
+    /// Successful reloads.
     pub reloads_ok: AtomicU64,
+    /// Reloads refused (the previous policy stayed in force).
     pub reloads_failed: AtomicU64,
     /// Unix seconds of the last successful load (start or reload).
     pub last_load: AtomicU64,
@@ -74,6 +95,7 @@ pub struct Metrics {
 pub static METRICS: Metrics = Metrics::new();
 
 impl Metrics {
+    /// All counters at zero.
     pub const fn new() -> Metrics {
         Metrics {
             logins_allowed: AtomicU64::new(0),
@@ -88,6 +110,7 @@ impl Metrics {
         }
     }
 
+    /// Counts one refused login.
     pub fn login_denied(&self, why: LoginDenied) {
         self.logins_denied[why as usize].fetch_add(1, Ordering::Relaxed);
     }
@@ -105,6 +128,7 @@ impl Metrics {
         }
     }
 
+    /// Sets `last_load` to now.
     pub fn loaded_now(&self) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -250,8 +274,11 @@ impl Metrics {
 /// Values read at publication time rather than counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gauges {
+    /// Logins waiting in the verification queue.
     pub queued: u64,
+    /// Verifications running on the workers.
     pub running: u64,
+    /// The size of the policy in force.
     pub policy: PolicySize,
 }
 

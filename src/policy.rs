@@ -10,26 +10,34 @@ use crate::cache::CredentialCache;
 use crate::config::Config;
 use crate::error::{read_policy_file, Located, ReadError};
 use crate::identity::{self, Identity, IdentityError, RevocationList};
-use crate::passwd::{PasswordDb, StoredHash, Verify};
+use crate::passwd::{PasswordDb, StoredHash};
 
 /// Why a policy could not be loaded. Any of these keeps the broker from starting, or keeps the
 /// previous policy in force on reload.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// A policy file could not be read.
     #[error("{}: cannot read: {source}", file.display())]
     Io {
+        /// The file that could not be read.
         file: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A line of the ACL file was refused.
     #[error("{0}")]
     Acl(#[from] Located<crate::acl::AclError>),
+    /// A line of the password file was refused.
     #[error("{0}")]
     Passwd(#[from] Located<crate::passwd::PasswdError>),
+    /// The TOML configuration was refused.
     #[error("{0}")]
     Config(#[from] Located<crate::config::ConfigError>),
+    /// The `plugin_opt_*` lines themselves are wrong.
     #[error("{0}")]
     Option(#[from] OptionError),
+    /// The `[identity]` section or its revocation list was refused.
     #[error("{0}")]
     Identity(#[from] Located<IdentityError>),
 }
@@ -59,10 +67,13 @@ where
 /// A problem with the `plugin_opt_*` lines themselves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
+    /// An option mqttguard does not know; holds its key.
     #[error("unknown option plugin_opt_{0} (known: password_file, acl_file, config)")]
     Unknown(String),
+    /// An option given twice; holds its key.
     #[error("option plugin_opt_{0} is given more than once")]
     Duplicate(String),
+    /// An option with an empty value; holds its key.
     #[error("option plugin_opt_{0} has an empty value")]
     Empty(String),
 }
@@ -70,12 +81,16 @@ pub enum OptionError {
 /// The plugin's options, from `plugin_opt_<key> <value>` lines in mosquitto.conf.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
+    /// `plugin_opt_password_file`: the password file.
     pub password_file: Option<PathBuf>,
+    /// `plugin_opt_acl_file`: the ACL file.
     pub acl_file: Option<PathBuf>,
+    /// `plugin_opt_config`: the TOML configuration.
     pub config: Option<PathBuf>,
 }
 
 impl Options {
+    /// Collects the options from key/value pairs, refusing unknown, repeated and empty ones.
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Options, OptionError> {
@@ -110,14 +125,19 @@ pub enum AuthOutcome {
     Defer,
 }
 
+/// Why basic authentication refused a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
+    /// The username is not in the password file.
     UnknownUser,
+    /// The client sent a username but no password.
     NoPassword,
+    /// The password does not match the user's hash.
     WrongPassword,
 }
 
 impl AuthFailure {
+    /// The reason as the denial line writes it: `unknown user`, `no password` or `wrong password`.
     pub fn as_str(self) -> &'static str {
         match self {
             AuthFailure::UnknownUser => "unknown user",
@@ -132,7 +152,9 @@ impl AuthFailure {
 /// option absent). They are registered at start; a reload that needs others is refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
+    /// Whether the basic auth callback is needed.
     pub basic_auth: bool,
+    /// Whether the ACL check callback is needed.
     pub acl: bool,
 }
 
@@ -181,11 +203,13 @@ impl CertificateLogin {
 /// The first step of basic authentication.
 #[derive(Debug)]
 pub enum AuthStep {
+    /// Decided at once, without verifying a hash (see [`Policy::begin_auth`]).
     Done(AuthOutcome),
     /// A hash must be verified; owns what it needs so it can move to a worker thread.
     Verify(PendingVerify),
 }
 
+/// A password verification to run, on the broker's thread or a worker's ([`AuthStep::Verify`]).
 #[derive(Debug)]
 pub struct PendingVerify {
     hash: StoredHash,
@@ -249,8 +273,11 @@ fn decoy_hash(db: &PasswordDb) -> Option<StoredHash> {
 /// Everything one plugin instance enforces.
 #[derive(Debug, Default)]
 pub struct Policy {
+    /// The password file, if `plugin_opt_password_file` is set.
     pub passwd: Option<PasswordDb>,
+    /// The compiled ACL file, if `plugin_opt_acl_file` is set.
     pub acl: Option<AclPolicy>,
+    /// The TOML configuration (defaults when `plugin_opt_config` is not set).
     pub config: Config,
     /// Revoked client certificates (`[identity] revoked`).
     pub revoked: Option<RevocationList>,
@@ -472,25 +499,10 @@ impl Policy {
         }
     }
 
-    /// Basic authentication as Mosquitto's `password_file` does it. An empty username counts
-    /// as none, an empty password as none.
+    /// Basic authentication as the plugin answers it, without a credential cache (what
+    /// `mqttguard check` asks): the same steps as [`Policy::begin_auth`], then the hash.
     pub fn authenticate(&self, username: Option<&str>, password: Option<&[u8]>) -> AuthOutcome {
-        let Some(db) = &self.passwd else {
-            return AuthOutcome::Defer;
-        };
-        let Some(username) = username.filter(|u| !u.is_empty()) else {
-            return AuthOutcome::Defer;
-        };
-        let password = password.filter(|p| !p.is_empty());
-        match (db.contains(username), password) {
-            (false, _) => AuthOutcome::Deny(AuthFailure::UnknownUser),
-            (true, None) => AuthOutcome::Deny(AuthFailure::NoPassword),
-            (true, Some(password)) => match db.verify(username, password) {
-                Verify::Ok => AuthOutcome::Allow,
-                Verify::UnknownUser => AuthOutcome::Deny(AuthFailure::UnknownUser),
-                Verify::WrongPassword => AuthOutcome::Deny(AuthFailure::WrongPassword),
-            },
-        }
+        self.authenticate_cached(&CredentialCache::new(), username, password)
     }
 
     /// Basic authentication with the verified-credential cache: the first step, which either

@@ -31,6 +31,7 @@ pub fn new_ticket() -> Ticket {
 
 /// One verification to run off the broker's thread.
 pub struct Job<R> {
+    /// The login attempt this verifies.
     pub ticket: Ticket,
     /// Whom to answer: the client id the broker parked the connection under.
     pub client_id: String,
@@ -38,11 +39,13 @@ pub struct Job<R> {
     pub user_key: u64,
     /// Set when the attempt is superseded: the job is then skipped.
     pub cancelled: Arc<AtomicBool>,
+    /// The verification itself; its result is handed back in a [`Done`].
     pub work: Box<dyn FnOnce() -> R + Send>,
     enqueued: Instant,
 }
 
 impl<R> Job<R> {
+    /// A job queued now.
     pub fn new(
         ticket: Ticket,
         client_id: String,
@@ -64,7 +67,9 @@ impl<R> Job<R> {
 /// A finished job.
 #[derive(Debug)]
 pub struct Done<R> {
+    /// The login attempt it verified.
     pub ticket: Ticket,
+    /// The client id the broker parked the connection under.
     pub client_id: String,
     /// `None`: the job waited longer than the pool's `max_wait` and was not run, or panicked.
     pub result: Option<R>,
@@ -84,6 +89,7 @@ pub enum Refusal {
 /// Limits of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {
+    /// Worker threads (at least one is started).
     pub threads: usize,
     /// Jobs queued or running at most.
     pub capacity: usize,
@@ -122,6 +128,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Worker threads and a bounded queue of verifications; finished jobs are kept until the
+/// broker's thread takes them.
 pub struct VerifyPool<R: Send + 'static> {
     shared: Arc<Shared<R>>,
     limits: PoolLimits,
@@ -300,6 +308,7 @@ struct ParkedEntry {
 }
 
 impl Parked {
+    /// No attempt parked.
     pub fn new() -> Parked {
         Parked::default()
     }
@@ -364,6 +373,7 @@ impl Parked {
         lock(&self.entries).len()
     }
 
+    /// Whether no attempt is parked.
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0

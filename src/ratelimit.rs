@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
+/// At most `per_second` permits in each whole second since it was made; the lines over that
+/// are dropped and counted.
 #[derive(Debug)]
 pub struct RateLimiter {
     per_second: AtomicU32,
@@ -17,12 +19,16 @@ pub struct RateLimiter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permit {
     /// Log the line. `suppressed` lines were dropped since the last permitted one.
-    Log { suppressed: u64 },
+    Log {
+        /// The number of lines dropped since the last permitted one.
+        suppressed: u64,
+    },
     /// Over budget: drop the line (it is counted).
     Drop,
 }
 
 impl RateLimiter {
+    /// A limiter allowing `per_second` lines a second.
     pub fn new(per_second: u32) -> RateLimiter {
         RateLimiter {
             per_second: AtomicU32::new(per_second),
@@ -38,6 +44,7 @@ impl RateLimiter {
         self.per_second.store(per_second, Ordering::Relaxed);
     }
 
+    /// Asks for one line now.
     pub fn permit(&self) -> Permit {
         self.permit_at(self.start.elapsed().as_secs())
     }

@@ -134,6 +134,7 @@ impl Default for Throttle {
 }
 
 impl Throttle {
+    /// An empty throttle, with random hash keys for its tables.
     pub fn new() -> Throttle {
         Throttle {
             keys: RandomState::new(),

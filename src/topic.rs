@@ -1,5 +1,8 @@
 //! MQTT topic and topic-filter rules, as Mosquitto applies them.
 
+// TODO(docs): remove once documented
+#![allow(missing_docs)]
+
 /// Mosquitto's limit on the number of `/` separators in a topic filter (TOPIC_HIERARCHY_LIMIT).
 pub const HIERARCHY_LIMIT: usize = 200;
 /// The longest topic MQTT can carry.

@@ -54,7 +54,10 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn the_module_graph_has_no_cycle() {
     let graph = module_graph();
-    assert!(graph.contains_key("plugin") && graph.contains_key("acl"), "{graph:?}");
+    assert!(
+        graph.contains_key("plugin") && graph.contains_key("acl"),
+        "{graph:?}"
+    );
     // Kahn's algorithm: repeatedly remove modules that import no remaining module.
     let mut left = graph.clone();
     while !left.is_empty() {
@@ -74,7 +77,14 @@ fn the_module_graph_has_no_cycle() {
     }
     // Nothing in the core imports the plugin layer, and error.rs is a leaf.
     for (module, deps) in &graph {
-        assert!(!deps.contains("plugin"), "{module} imports the plugin layer");
+        assert!(
+            !deps.contains("plugin"),
+            "{module} imports the plugin layer"
+        );
     }
-    assert!(graph["error"].is_empty(), "error imports {:?}", graph["error"]);
+    assert!(
+        graph["error"].is_empty(),
+        "error imports {:?}",
+        graph["error"]
+    );
 }

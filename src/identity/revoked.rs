@@ -54,6 +54,7 @@ impl RevocationList {
         Ok(list)
     }
 
+    /// Whether the identity's serial number or SHA-256 fingerprint is listed.
     pub fn is_revoked(&self, identity: &Identity) -> bool {
         self.serials.contains(&identity.serial_hex)
             || self.fingerprints.contains(&identity.sha256_hex)
@@ -64,6 +65,7 @@ impl RevocationList {
         self.serials.len() + self.fingerprints.len()
     }
 
+    /// Whether the list has no entries.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -4,8 +4,8 @@
 //! Nothing here decides access or reads text: each file is loaded once, by the same code the
 //! plugin runs ([`load_file`] with [`AclPolicy::parse`], [`PasswordDb::parse`],
 //! [`Config::parse`]; then [`Policy::from_loaded`]), and the warnings are about what those
-//! parsers kept. One file per family of findings: [`acl`] (rules), [`passwd`] (hashes),
-//! [`cross`] (users across files).
+//! parsers kept. One file per family of findings: `acl.rs` (rules), `passwd.rs` (hashes),
+//! `cross.rs` (users across files).
 
 mod acl;
 mod cross;
@@ -39,6 +39,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// `warning` or `error`, as printed.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Warning => "warning",
@@ -50,12 +51,15 @@ impl Severity {
 /// One problem, at a place in a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// How bad it is.
     pub severity: Severity,
+    /// The file it is in.
     pub file: PathBuf,
     /// 1-based line; 0 when the file as a whole is concerned.
     pub line: usize,
     /// A stable, kebab-case name for the kind of finding (see [`codes`]).
     pub code: &'static str,
+    /// What is wrong, in one sentence.
     pub message: String,
 }
 
@@ -130,14 +134,17 @@ pub mod codes {
 /// Everything found in one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// Every finding, in the order found.
     pub findings: Vec<Finding>,
 }
 
 impl Report {
+    /// The number of errors.
     pub fn errors(&self) -> usize {
         self.count(Severity::Error)
     }
 
+    /// The number of warnings.
     pub fn warnings(&self) -> usize {
         self.count(Severity::Warning)
     }
@@ -164,8 +171,11 @@ impl Report {
 /// The files to lint; any may be absent.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Inputs<'a> {
+    /// The ACL file (`plugin_opt_acl_file`).
     pub acl: Option<&'a Path>,
+    /// The password file (`plugin_opt_password_file`).
     pub passwd: Option<&'a Path>,
+    /// The TOML configuration (`plugin_opt_config`).
     pub config: Option<&'a Path>,
 }
 

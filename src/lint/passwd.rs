@@ -12,8 +12,11 @@ use crate::passwd::{PasswordDb, Scheme};
 /// One user of a parsed password file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswdEntry {
+    /// The username.
     pub name: String,
+    /// The line the user is defined on.
     pub line: usize,
+    /// The user's hash scheme, with its cost parameters.
     pub scheme: Scheme,
 }
 

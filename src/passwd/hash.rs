@@ -15,7 +15,9 @@ use subtle::ConstantTimeEq;
 /// argon2id defaults for new hashes: OWASP's recommendation (19 MiB, 2 passes, 1 lane),
 /// 16-byte salt, 32-byte tag.
 pub const ARGON2ID_M_KIB: u32 = 19_456;
+/// argon2id passes for new hashes.
 pub const ARGON2ID_T: u32 = 2;
+/// argon2id lanes for new hashes.
 pub const ARGON2ID_P: u32 = 1;
 
 /// Iterations `mosquitto_passwd` 2.1 writes (2.0 wrote 101).
@@ -68,10 +70,13 @@ pub fn argon2id_over_limit(m_kib: u32, t: u32, p: u32) -> Option<(&'static str, 
 /// Why a hash could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
+    /// The operating system's random source failed.
     #[error("the system gave no random bytes for a salt")]
     NoRandomness,
+    /// The argon2 library refused the parameters; holds its message.
     #[error("argon2id: {0}")]
     Argon2(String),
+    /// An iteration count of zero was asked for.
     #[error("iterations must be at least 1")]
     Iterations,
 }

@@ -21,38 +21,63 @@ use hash::B64;
 /// Why a password file line was refused. Messages never contain a hash or a password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswdError {
+    /// No `:` on the line.
     #[error("line has no ':' between username and hash")]
     MissingColon,
+    /// A `#` after leading whitespace: not a comment, and not a user line either.
     #[error("'#' starts a comment only in the first column; this line is neither a comment nor username:hash")]
     IndentedComment,
+    /// More than one `:` on the line.
     #[error("line has more than one ':' (neither usernames nor hashes contain ':')")]
     ExtraColon,
+    /// Nothing before the `:`.
     #[error("empty username")]
     EmptyUsername,
+    /// The username is not valid UTF-8.
     #[error("username is not valid UTF-8")]
     UsernameNotUtf8,
+    /// No hash after the `:`; holds the username.
     #[error("empty password hash for user {0:?}")]
     EmptyHash(String),
+    /// The hash is not `$6$`, `$7$` or `$argon2id$`; holds the username.
     #[error("unsupported password hash for user {0:?}: expected $6$, $7$ or $argon2id$ (plain-text passwords are not accepted)")]
     UnknownScheme(String),
+    /// The scheme is known but the hash does not decode.
     #[error("malformed {scheme} hash for user {user:?}: {what}")]
     Malformed {
+        /// The user whose line it is.
         user: String,
+        /// The scheme, as named in the message.
         scheme: &'static str,
+        /// What is wrong with the hash.
         what: &'static str,
     },
     #[error("user {user:?} is already defined on line {first_line}")]
-    Duplicate { user: String, first_line: usize },
+    /// A second line for a username already defined.
+    Duplicate {
+        /// The username defined twice.
+        user: String,
+        /// The line of its first definition.
+        first_line: usize,
+    },
+    /// A NUL byte anywhere in the file.
     #[error("NUL byte in the file")]
     Nul,
+    /// A UTF-8 byte order mark at the start of the file.
     #[error("the file starts with a UTF-8 byte order mark, which would become part of the first username: save the file without it")]
     ByteOrderMark,
+    /// A cost parameter above mqttguard's limit.
     #[error("{scheme} hash for user {user:?}: {what} {value} is above mqttguard's limit of {limit} (one login would take too long; see \"Password file\" in the README)")]
     TooCostly {
+        /// The user whose line it is.
         user: String,
+        /// The scheme, as named in the message.
         scheme: &'static str,
+        /// The cost parameter that is too high.
         what: &'static str,
+        /// Its value in the hash.
         value: u64,
+        /// mqttguard's limit for it.
         limit: u64,
     },
 }
@@ -63,9 +88,21 @@ pub enum Scheme {
     /// `$6$`: one round of salted SHA-512 (weak).
     Sha512,
     /// `$7$`: PBKDF2-HMAC-SHA512.
-    Pbkdf2Sha512 { iterations: u32, salt_len: usize },
+    Pbkdf2Sha512 {
+        /// The PBKDF2 iteration count.
+        iterations: u32,
+        /// The salt's length in bytes.
+        salt_len: usize,
+    },
     /// `$argon2id$`, memory in KiB.
-    Argon2id { m_kib: u32, t: u32, p: u32 },
+    Argon2id {
+        /// Memory cost in KiB.
+        m_kib: u32,
+        /// Number of passes (time cost).
+        t: u32,
+        /// Degree of parallelism.
+        p: u32,
+    },
 }
 
 impl Scheme {
@@ -102,37 +139,54 @@ impl Scheme {
 /// The outcome of checking one username/password pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
+    /// The user exists and the password matches.
     Ok,
+    /// No line for this username.
     UnknownUser,
+    /// The user exists and the password does not match.
     WrongPassword,
 }
 
 /// A decoded hash, ready to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredHash {
+    /// `$6$`: one round of SHA-512 over password and salt.
     Sha512 {
+        /// The salt, as decoded from the line.
         salt: Vec<u8>,
+        /// The SHA-512 digest.
         hash: Vec<u8>,
     },
+    /// `$7$`: PBKDF2-HMAC-SHA512.
     Pbkdf2Sha512 {
+        /// The PBKDF2 iteration count.
         iterations: u32,
+        /// The salt, as decoded from the line.
         salt: Vec<u8>,
+        /// The derived key.
         hash: Vec<u8>,
     },
     /// The PHC string, decoded and validated at load.
     Argon2id {
+        /// The whole `$argon2id$...` string from the line.
         phc: String,
+        /// Memory cost in KiB.
         m_kib: u32,
+        /// Number of passes (time cost).
         t: u32,
+        /// Degree of parallelism.
         p: u32,
         /// 16 or 19 (0x13).
         version: u32,
+        /// The salt, as decoded from the PHC string.
         salt: Vec<u8>,
+        /// The expected output of the hash.
         hash: Vec<u8>,
     },
 }
 
 impl StoredHash {
+    /// The scheme, with its cost parameters.
     pub fn scheme(&self) -> Scheme {
         match self {
             StoredHash::Sha512 { .. } => Scheme::Sha512,
@@ -230,6 +284,7 @@ pub fn line_username(line: &[u8]) -> Option<&[u8]> {
 pub const BOM: &[u8] = b"\xef\xbb\xbf";
 
 impl PasswordDb {
+    /// Parses a whole password file; the first refused line is the error, located in `file`.
     pub fn parse(file: &Path, text: &[u8]) -> Result<Self, Located<PasswdError>> {
         let mut users: AHashMap<String, Entry> = AHashMap::default();
         for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
@@ -286,14 +341,17 @@ impl PasswordDb {
         Ok(PasswordDb { users })
     }
 
+    /// The number of users.
     pub fn len(&self) -> usize {
         self.users.len()
     }
 
+    /// Whether the file has no users.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
 
+    /// Whether the file has a line for `username`.
     pub fn contains(&self, username: &str) -> bool {
         self.users.contains_key(username)
     }
@@ -308,6 +366,7 @@ impl PasswordDb {
         self.users.get(username).map(|e| &e.hash)
     }
 
+    /// The scheme of the user's hash, if the user exists.
     pub fn scheme(&self, username: &str) -> Option<Scheme> {
         self.users.get(username).map(|e| e.hash.scheme())
     }
@@ -323,6 +382,7 @@ impl PasswordDb {
         self.users.get(username).map(|e| e.fingerprint)
     }
 
+    /// Checks `password` against the user's hash (compared in constant time).
     pub fn verify(&self, username: &str, password: &[u8]) -> Verify {
         match self.users.get(username) {
             None => Verify::UnknownUser,

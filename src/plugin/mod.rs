@@ -1,6 +1,7 @@
 //! The Mosquitto plugin layer (plugin API v5): entry points, callbacks and the broker's
 //! functions. The only module with `unsafe`; each exported function and callback runs behind
-//! the panic boundary in [`boundary`] and fails closed.
+//! the panic boundary in `boundary.rs` and fails closed. Only this file registers callbacks
+//! (`auth.rs`, `acl.rs`, `reload.rs` never know about registration).
 
 mod acl;
 mod auth;

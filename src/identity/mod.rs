@@ -53,6 +53,7 @@ pub enum PasswordPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientIdPolicy {
+    /// Any client id is accepted.
     #[default]
     Any,
     /// The client id must equal the identity.
@@ -69,6 +70,7 @@ pub enum ClientIdPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
+    /// The certificate field the identity is taken from.
     #[serde(default)]
     pub source: Source,
     /// Removed from the start of the value; a value without it is refused.
@@ -78,10 +80,13 @@ pub struct IdentityConfig {
     /// (case-sensitive), like the identity itself in ACL `user` lines.
     #[serde(default)]
     pub strip_suffix: Option<String>,
+    /// Whether the client must also send a password.
     #[serde(default)]
     pub password: PasswordPolicy,
+    /// How the client id must relate to the identity.
     #[serde(default)]
     pub clientid: ClientIdPolicy,
+    /// What may follow the identity in a client id under `clientid = "prefix"`.
     #[serde(default = "default_separator")]
     pub clientid_separator: String,
     /// Identities or usernames allowed every topic (except what the broker itself refuses,
@@ -116,50 +121,85 @@ impl Default for IdentityConfig {
 /// Values from certificates are shown escaped, so a log line cannot be forged with them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
+    /// The certificate is not valid DER X.509.
     #[error("the client certificate could not be parsed")]
     BadCertificate,
+    /// The subjectAltName extension cannot be read, or appears twice.
     #[error("the certificate's subjectAltName extension is malformed or repeated")]
     BadSubjectAltName,
+    /// The certificate lacks the configured field; holds the field's name.
     #[error("the certificate has no {0}")]
     MissingField(&'static str),
+    /// The field's value is not valid UTF-8; holds the field's name.
     #[error("the certificate's {0} is not valid UTF-8 text")]
     NotUtf8(&'static str),
+    /// The field's value is not a string type; holds the field's name.
     #[error("the certificate's {0} is not a text string")]
     NotText(&'static str),
+    /// Stripping left nothing; holds the value before stripping.
     #[error("\"{0}\" leaves an empty identity")]
     Empty(String),
+    /// The identity contains NUL, `+`, `#` or `/`, which would break `%u` patterns or paths.
     #[error("identity \"{0}\" contains a NUL, '+', '#' or '/'")]
     Forbidden(String),
     /// Mosquitto refuses such usernames (`mosquitto_validate_utf8`), so refuse them here with
     /// a reason rather than fail later in `mosquitto_set_username`.
     #[error("identity \"{0}\" contains a control character or a Unicode non-character")]
     ControlCharacter(String),
+    /// The identity is longer than an MQTT string can be; holds its length in bytes.
     #[error("identity is {0} bytes long; MQTT usernames are at most 65535")]
     TooLong(usize),
     #[error("identity \"{value}\" does not start with \"{prefix}\"")]
-    PrefixMismatch { value: String, prefix: String },
+    /// The value does not start with `strip_prefix`.
+    PrefixMismatch {
+        /// The value before stripping.
+        value: String,
+        /// The configured `strip_prefix`.
+        prefix: String,
+    },
     #[error("identity \"{value}\" does not end with \"{suffix}\"")]
-    SuffixMismatch { value: String, suffix: String },
+    /// The value does not end with `strip_suffix`.
+    SuffixMismatch {
+        /// The value before stripping.
+        value: String,
+        /// The configured `strip_suffix`.
+        suffix: String,
+    },
+    /// Every value of a multi-valued field (the SANs) was refused.
     #[error("no {field} satisfies the identity rules (the first: {first})")]
     NoUsableValue {
+        /// The field's name.
         field: &'static str,
+        /// Why its first value was refused.
         first: Box<IdentityError>,
     },
     #[error("client id \"{client_id}\" is not bound to identity \"{identity}\"")]
-    ClientId { client_id: String, identity: String },
+    /// The client id is not bound to the identity as `clientid` requires.
+    ClientId {
+        /// The client id the client sent.
+        client_id: String,
+        /// The identity from its certificate.
+        identity: String,
+    },
+    /// The certificate's serial or fingerprint is in the revocation list; holds the serial.
     #[error("the certificate is revoked (serial {0})")]
     Revoked(String),
+    /// `clientid = "prefix"` with an empty `clientid_separator`.
     #[error("`clientid_separator` must not be empty")]
     EmptySeparator,
+    /// `superusers` lists an empty string.
     #[error("`superusers` contains an empty name")]
     EmptySuperuser,
+    /// `password = "require"` without a password file to check against.
     #[error("`password = \"require\"` needs a password file (plugin_opt_password_file)")]
     PasswordFileRequired,
     #[error(
         "invalid revocation entry \"{0}\": expected a hex serial number (at most 20 bytes) or a \
          SHA-256 fingerprint (32 bytes)"
     )]
+    /// A revocation list line is neither a serial number nor a fingerprint.
     BadRevocationEntry(String),
+    /// A revocation list line is not UTF-8.
     #[error("revocation list line is not valid UTF-8")]
     RevocationNotUtf8,
 }
@@ -167,6 +207,7 @@ pub enum IdentityError {
 /// A client's identity, taken from its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// The identity: the certificate field's value after stripping, as used for the username.
     pub name: String,
     /// Serial number: the DER INTEGER's content bytes in lowercase hex without leading zeros
     /// (`0` for zero), so `0A:BC`, `0abc` and `abc` all name serial `abc`.
@@ -192,6 +233,7 @@ impl IdentityConfig {
         Ok(())
     }
 
+    /// Whether `name` is listed in `superusers` (an empty name never is).
     pub fn is_superuser(&self, name: &str) -> bool {
         !name.is_empty() && self.superusers.iter().any(|s| s == name)
     }

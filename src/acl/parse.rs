@@ -12,18 +12,30 @@ use crate::topic::{check_filter, FilterError};
 /// Why an ACL line was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AclError {
+    /// A line that is not a comment, `topic`, `pattern` or `user`.
     #[error("invalid line: expected `topic`, `pattern` or `user` (keywords are lower case, separated by spaces, and a comment needs '#' in the first column)")]
     InvalidLine,
+    /// `topic`/`pattern` (the keyword given) with nothing after it.
     #[error("empty topic after `{0}`")]
     EmptyTopic(&'static str),
+    /// An access word other than read, write, readwrite or deny before a topic.
     #[error("invalid topic access type \"{0}\": expected read, write, readwrite or deny")]
     InvalidAccess(String),
+    /// `user` with no name.
     #[error("missing username after `user`")]
     MissingUsername,
+    /// A topic that is not a valid MQTT topic filter.
     #[error("invalid topic filter \"{topic}\": {reason}")]
-    InvalidTopic { topic: String, reason: FilterError },
+    InvalidTopic {
+        /// The topic as written.
+        topic: String,
+        /// What is wrong with it.
+        reason: FilterError,
+    },
+    /// A NUL byte anywhere in the file.
     #[error("NUL byte in the file (Mosquitto would silently ignore every rule after it)")]
     Nul,
+    /// A line that is not valid UTF-8.
     #[error("line is not valid UTF-8")]
     NotUtf8,
 }
@@ -31,26 +43,35 @@ pub enum AclError {
 /// `topic` (per user / anonymous) or `pattern` (everyone, with `%c`/`%u`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleKind {
+    /// `topic`: in the block of the `user` above it, or anonymous before the first `user`.
     Topic,
+    /// `pattern`: for every client, with `%c`/`%u` substituted.
     Pattern,
 }
 
 /// The access word of a rule. `topic X` alone is `ReadWrite`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleAccess {
+    /// `read`: delivery (and, with `check_subscribe`, subscription).
     Read,
+    /// `write`: publishing.
     Write,
+    /// `readwrite`, or no access word.
     ReadWrite,
+    /// `deny`: refuses both, checked before the allow rules of its list.
     Deny,
 }
 
 impl RuleAccess {
+    /// Whether a matching rule with this access allows READ.
     pub fn grants_read(self) -> bool {
         matches!(self, RuleAccess::Read | RuleAccess::ReadWrite)
     }
+    /// Whether a matching rule with this access allows WRITE.
     pub fn grants_write(self) -> bool {
         matches!(self, RuleAccess::Write | RuleAccess::ReadWrite)
     }
+    /// The access word as written in the file.
     pub fn as_str(self) -> &'static str {
         match self {
             RuleAccess::Read => "read",
@@ -64,6 +85,7 @@ impl RuleAccess {
 /// A `user NAME` line of the ACL file (a name may have several).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserLine {
+    /// The username, as the parser trimmed it.
     pub name: String,
     /// 1-based line number.
     pub line: usize,

@@ -40,3 +40,11 @@ if [ "${MQTTGUARD_IMAGE:-1}" != 0 ]; then
   echo "== mqttguard: examples, Kubernetes manifests, container image (podman)"
   bash scripts/image.sh --profile debug
 fi
+
+# Memory checking of the plugin's FFI: part of the end-to-end suite with the broker under
+# valgrind memcheck, on 2.0.11 and 2.1.2 (about 3.5 minutes on 2 cores). MQTTGUARD_MEMCHECK=0
+# skips it.
+if [ "${MQTTGUARD_MEMCHECK:-1}" != 0 ]; then
+  echo "== mqttguard: memcheck (valgrind) of the plugin, mosquitto 2.0.11 and 2.1.2"
+  bash scripts/memcheck.sh
+fi

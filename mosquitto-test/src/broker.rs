@@ -109,6 +109,18 @@ fn broker_plugin_path() -> PathBuf {
 /// How long to wait for a broker to start, to exit, or to process a reload.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// [`START_TIMEOUT`], or [`VALGRIND_START_TIMEOUT`] when brokers run under memcheck.
+pub fn start_timeout() -> Duration {
+    if valgrind() {
+        VALGRIND_START_TIMEOUT
+    } else {
+        START_TIMEOUT
+    }
+}
+
+/// Under memcheck a broker starts, reloads and exits (leak check) tens of times slower.
+pub const VALGRIND_START_TIMEOUT: Duration = Duration::from_secs(120);
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -413,15 +425,35 @@ fn spawn(conf: &Path, log: &Path) -> Child {
         .open(log)
         .expect("open log file");
     let err = out.try_clone().expect("dup log file");
-    let mut command = match chroot_root() {
-        Some(root) => {
+    let mut command = match (chroot_root(), valgrind()) {
+        (Some(root), false) => {
             let mut c = Command::new("chroot");
             c.arg(root).arg("/usr/sbin/mosquitto");
             c
         }
-        None => Command::new(mosquitto_bin()),
+        (None, false) => Command::new(mosquitto_bin()),
+        (None, true) => {
+            let mut c = Command::new("valgrind");
+            c.args(memcheck::args(conf.parent().expect("conf in a dir")))
+                .arg(mosquitto_bin());
+            c
+        }
+        (Some(root), true) => {
+            // Valgrind needs /proc, which the tree lacks: mount one in a private mount
+            // namespace (invisible outside this process), then chroot and run valgrind there.
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg(r#"r=$1; shift; mount -t proc proc "$r/proc" && exec chroot "$r" "$@""#)
+                .arg("sh")
+                .arg(root)
+                .arg("valgrind")
+                .args(memcheck::args(conf.parent().expect("conf in a dir")))
+                .arg("/usr/sbin/mosquitto");
+            c
+        }
     };
-    // chroot(1) execs mosquitto, so the child's pid is the broker's.
+    // chroot(1), unshare(1), sh's exec and valgrind all exec, so the child's pid is the
+    // broker's.
     command
         .arg("-c")
         .arg(broker_path(conf))
@@ -462,7 +494,7 @@ impl Broker {
             let (conf, log_path) = write_conf(dir.path(), port, body);
             let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0) as usize;
             let mut child = spawn(&conf, &log_path);
-            let deadline = Instant::now() + START_TIMEOUT;
+            let deadline = Instant::now() + start_timeout();
             loop {
                 let log = read_log(&log_path);
                 let own = log.get(log_start..).unwrap_or("");
@@ -491,7 +523,7 @@ impl Broker {
                     let _ = child.wait();
                     panic!(
                         "mosquitto ({mode}) did not accept connections on 127.0.0.1:{port} within {:?}; log:\n{}",
-                        START_TIMEOUT,
+                        start_timeout(),
                         read_log(&log_path)
                     );
                 }
@@ -513,9 +545,12 @@ impl Broker {
         let port = free_port();
         let (conf, log_path) = write_conf(dir.path(), port, body);
         let mut child = spawn(&conf, &log_path);
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + start_timeout();
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
+                if valgrind() {
+                    memcheck::check_dir(dir.path());
+                }
                 return StartFailure {
                     status,
                     log: read_log(&log_path),
@@ -524,8 +559,18 @@ impl Broker {
                 };
             }
             if logged_running(&read_log(&log_path)) {
-                let _ = child.kill();
-                let status = child.wait().expect("wait");
+                let status = if valgrind() {
+                    let _ = Command::new("kill")
+                        .arg("-TERM")
+                        .arg(child.id().to_string())
+                        .status();
+                    let status = child.wait().expect("wait");
+                    memcheck::check_dir(dir.path());
+                    status
+                } else {
+                    let _ = child.kill();
+                    child.wait().expect("wait")
+                };
                 return StartFailure {
                     status,
                     log: read_log(&log_path),
@@ -538,7 +583,7 @@ impl Broker {
                 let _ = child.wait();
                 panic!(
                     "mosquitto was expected to refuse to start but is still running after {:?}; log:\n{}",
-                    START_TIMEOUT,
+                    start_timeout(),
                     read_log(&log_path)
                 );
             }
@@ -605,7 +650,7 @@ impl Broker {
             .status()
             .expect("run kill -HUP");
         assert!(status.success(), "kill -HUP {pid} failed");
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + start_timeout();
         while self.log().matches("Reloading config").count() <= before {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
                 panic!(
@@ -616,10 +661,19 @@ impl Broker {
             assert!(
                 Instant::now() < deadline,
                 "mosquitto did not log a reload within {:?} of SIGHUP; log:\n{}",
-                START_TIMEOUT,
+                start_timeout(),
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(5));
+        }
+        if valgrind() {
+            // Under memcheck the block takes long enough that a test would read the log before
+            // its end: a CONNECT round trip (no username, so no plugin verification) is
+            // answered only after the block.
+            let _ = crate::client::Client::connack_code(
+                self.port,
+                &crate::client::ConnectOpts::v311("mqttguard-rig-reload-barrier"),
+            );
         }
         // The block is synchronous (see above); a short settle only helps a human reading the
         // log, it is not needed for correctness. Probe: a TCP connect is accepted after the block.
@@ -653,17 +707,21 @@ impl Broker {
             .arg("-TERM")
             .arg(pid.to_string())
             .status();
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let deadline = Instant::now() + start_timeout();
+        let status = loop {
             if let Some(st) = child.try_wait().expect("try_wait") {
-                return Some(st);
+                break Some(st);
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                return child.wait().ok();
+                break child.wait().ok();
             }
             std::thread::sleep(Duration::from_millis(10));
+        };
+        if valgrind() {
+            memcheck::check_dir(self.dir.path());
         }
+        status
     }
 }
 
@@ -678,10 +736,275 @@ fn write_atomically(path: &Path, text: &[u8]) {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if valgrind() {
+            // SIGTERM, so that memcheck runs its leak check; then judge the report.
+            self.stop();
+            return;
+        }
         if let Some(mut child) = self.child.take() {
             // Child::kill sends SIGKILL to this child's own pid.
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Whether brokers run under valgrind memcheck: env `MQTTGUARD_VALGRIND=1`.
+///
+/// Every broker is then `valgrind --tool=memcheck … mosquitto` (inside the chroot tree for
+/// `MQTTGUARD_MOSQUITTO_ROOT`, which then needs valgrind installed in it), gets
+/// [`VALGRIND_START_TIMEOUT`], and is stopped with SIGTERM instead of SIGKILL so that the leak
+/// check runs. When it has exited, its memcheck report is read: an error or definite leak with
+/// a frame in libmqttguard fails the test (see [`memcheck`]).
+pub fn valgrind() -> bool {
+    std::env::var("MQTTGUARD_VALGRIND").is_ok_and(|v| v == "1")
+}
+
+/// Memcheck under the rig: the valgrind options, and reading and judging its XML reports.
+///
+/// Errors are counted per context (each `<error>` of the XML report): memcheck reports every
+/// distinct error once, with its stacks. One is *ours* when some frame of any of its stacks
+/// (the error's, the allocation's, the free's) is in libmqttguard. Reports are kept when
+/// `MQTTGUARD_VALGRIND_LOGS` names a host directory: `<test>-<n>.xml`, `<test>-<n>.log` and
+/// one line per broker in `summary.tsv` (test, version, error contexts, ours, definite leaks,
+/// ours, complete) for `scripts/memcheck.sh`.
+pub mod memcheck {
+    use super::*;
+
+    /// The suppressions file, if the test crate has one.
+    fn suppressions() -> Option<PathBuf> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("valgrind.supp");
+        p.is_file().then_some(p)
+    }
+
+    /// Valgrind options for a broker whose files are in `dir` (a host path).
+    pub fn args(dir: &Path) -> Vec<String> {
+        let d = broker_path(dir).display().to_string();
+        let mut a: Vec<String> = [
+            "--tool=memcheck",
+            "--leak-check=full",
+            "--show-leak-kinds=definite",
+            "--errors-for-leak-kinds=definite",
+            "--num-callers=40",
+            // Keep the plugin's symbols when the broker unloads it, for leak stacks.
+            "--keep-debuginfo=yes",
+            "--child-silent-after-fork=yes",
+            "--xml=yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(format!("--xml-file={d}/memcheck-%p.xml"));
+        a.push(format!("--log-file={d}/memcheck-%p.log"));
+        if let Some(supp) = suppressions() {
+            // Copied next to the config: inside the chroot tree when there is one.
+            fs::copy(&supp, dir.join("valgrind.supp")).expect("copy valgrind.supp");
+            a.push(format!("--suppressions={d}/valgrind.supp"));
+        }
+        a
+    }
+
+    /// One error context of a memcheck report.
+    #[derive(Debug, Clone)]
+    pub struct Issue {
+        /// Memcheck's kind, e.g. `InvalidRead`, `UninitCondition`, `Leak_DefinitelyLost`.
+        pub kind: String,
+        /// Its description (`what` or `xwhat/text`).
+        pub what: String,
+        /// Every frame of every stack, `function (file:line) [object]`, stacks separated by
+        /// a `--` line.
+        pub frames: Vec<String>,
+        /// Some frame is in libmqttguard.
+        pub ours: bool,
+    }
+
+    impl Issue {
+        pub fn is_leak(&self) -> bool {
+            self.kind.starts_with("Leak_")
+        }
+    }
+
+    impl std::fmt::Display for Issue {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            writeln!(f, "{}: {}", self.kind, self.what)?;
+            for fr in &self.frames {
+                writeln!(f, "    {fr}")?;
+            }
+            Ok(())
+        }
+    }
+
+    /// One memcheck report (one broker process).
+    #[derive(Debug, Clone, Default)]
+    pub struct Report {
+        pub issues: Vec<Issue>,
+        /// The report was closed (`</valgrindoutput>`): the process exited and, for a normal
+        /// exit, the leak check ran. Not so after SIGKILL.
+        pub complete: bool,
+    }
+
+    impl Report {
+        pub fn errors(&self) -> impl Iterator<Item = &Issue> {
+            self.issues.iter().filter(|i| !i.is_leak())
+        }
+        pub fn leaks(&self) -> impl Iterator<Item = &Issue> {
+            self.issues.iter().filter(|i| i.is_leak())
+        }
+        /// Errors and definite leaks with a frame in libmqttguard.
+        pub fn ours(&self) -> impl Iterator<Item = &Issue> {
+            self.issues.iter().filter(|i| i.ours)
+        }
+    }
+
+    fn unescape(s: &str) -> String {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+    }
+
+    /// The text of the first `<tag>…</tag>` in `s`.
+    fn element<'a>(s: &'a str, tag: &str) -> Option<&'a str> {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        let start = s.find(&open)? + open.len();
+        let len = s[start..].find(&close)?;
+        Some(&s[start..start + len])
+    }
+
+    /// Parses memcheck's XML output (`--xml=yes`); an unfinished file (the broker was killed)
+    /// gives the errors written so far.
+    pub fn parse(xml: &str) -> Report {
+        let mut report = Report {
+            issues: Vec::new(),
+            complete: xml.contains("</valgrindoutput>"),
+        };
+        let mut rest = xml;
+        while let Some(start) = rest.find("<error>") {
+            let Some(len) = rest[start..].find("</error>") else {
+                break;
+            };
+            let block = &rest[start..start + len];
+            rest = &rest[start + len..];
+            let kind = element(block, "kind").unwrap_or("?").to_string();
+            let what = element(block, "what")
+                .or_else(|| element(block, "xwhat").and_then(|x| element(x, "text")))
+                .map(unescape)
+                .unwrap_or_default();
+            let mut frames = Vec::new();
+            let mut ours = false;
+            for (i, stack) in block.split("<stack>").skip(1).enumerate() {
+                if i > 0 {
+                    frames.push("--".to_string());
+                }
+                let stack = stack.split("</stack>").next().unwrap_or("");
+                for frame in stack.split("<frame>").skip(1) {
+                    let obj = element(frame, "obj").map(unescape).unwrap_or_default();
+                    let func = element(frame, "fn").map(unescape).unwrap_or("???".into());
+                    ours |= obj.contains("libmqttguard");
+                    let at = match (element(frame, "file"), element(frame, "line")) {
+                        (Some(file), Some(line)) => format!(" ({}:{line})", unescape(file)),
+                        _ => String::new(),
+                    };
+                    frames.push(format!("{func}{at} [{obj}]"));
+                }
+            }
+            report.issues.push(Issue {
+                kind,
+                what,
+                frames,
+                ours,
+            });
+        }
+        report
+    }
+
+    /// Reads, keeps (see the module doc) and judges every memcheck report in `dir` (a broker
+    /// that has exited). Panics, unless the thread is already panicking, when a report has an
+    /// error or leak of ours.
+    pub(super) fn check_dir(dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let mut xmls: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("memcheck-") && n.ends_with(".xml"))
+            })
+            .collect();
+        xmls.sort();
+        let mut ours = Vec::new();
+        for xml_path in xmls {
+            let xml =
+                String::from_utf8_lossy(&fs::read(&xml_path).unwrap_or_default()).into_owned();
+            let report = parse(&xml);
+            let kept = keep(&xml_path, &report);
+            for i in report.ours() {
+                ours.push(format!("{i}(report: {kept})"));
+            }
+        }
+        if !ours.is_empty() && !std::thread::panicking() {
+            panic!(
+                "memcheck found {} error(s) with a frame in libmqttguard:\n{}",
+                ours.len(),
+                ours.join("\n")
+            );
+        }
+    }
+
+    /// Copies a report into `MQTTGUARD_VALGRIND_LOGS` and adds its summary line; returns
+    /// where it is kept (or where it was).
+    fn keep(xml_path: &Path, report: &Report) -> String {
+        let Some(logs) = std::env::var_os("MQTTGUARD_VALGRIND_LOGS").map(PathBuf::from) else {
+            return xml_path.display().to_string();
+        };
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fs::create_dir_all(&logs).expect("create MQTTGUARD_VALGRIND_LOGS");
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        let binary = binary.split('-').next().unwrap_or_default().to_string();
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("main")
+            .replace("::", ".");
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{binary}.{test}-{}-{n}", std::process::id());
+        let dest = logs.join(format!("{name}.xml"));
+        let _ = fs::copy(xml_path, &dest);
+        let _ = fs::copy(
+            xml_path.with_extension("log"),
+            logs.join(format!("{name}.log")),
+        );
+        let mut text = String::new();
+        for i in &report.issues {
+            writeln!(text, "{i}").unwrap();
+        }
+        let _ = fs::write(logs.join(format!("{name}.txt")), text);
+        let line = format!(
+            "{name}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            super::broker_version(),
+            report.errors().count(),
+            report.errors().filter(|i| i.ours).count(),
+            report.leaks().count(),
+            report.leaks().filter(|i| i.ours).count(),
+            if report.complete {
+                "complete"
+            } else {
+                "incomplete"
+            },
+        );
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join("summary.tsv"))
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+        dest.display().to_string()
     }
 }

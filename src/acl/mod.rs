@@ -12,7 +12,7 @@ use ahash::AHashMap;
 pub use parse::{AclError, RuleAccess, RuleKind};
 
 use crate::error::{LoadError, Located};
-use trie::{Hits, Node, Subst};
+use trie::{Builder, Hits, NodeId, Subst, Trie};
 
 /// What the broker asks about (`MOSQ_ACL_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,13 +107,16 @@ impl Decision {
 pub struct AclPolicy {
     file: PathBuf,
     rules: Vec<Rule>,
-    /// `topic` rules inside `user` blocks, by username.
-    users: AHashMap<Box<str>, Node>,
+    /// Every rule list below, compiled into one set of arrays.
+    trie: Trie,
+    /// `topic` rules inside `user` blocks: a node whose literal children, keyed by username,
+    /// are the roots of each user's list.
+    users: NodeId,
     /// `topic` rules before the first `user` line: clients without a username.
-    anonymous: Option<Node>,
+    anonymous: Option<NodeId>,
     /// Every `pattern` rule: deny patterns substitute as Mosquitto 2.0 does, allow patterns
     /// with the stricter rules (see [`Subst`]).
-    patterns: Option<Node>,
+    patterns: Option<NodeId>,
     /// Usernames that have a `user` block (some may have no rules).
     user_count: usize,
 }
@@ -122,35 +125,32 @@ impl AclPolicy {
     /// Parses and compiles an ACL file's contents; `file` names it in errors.
     pub fn parse(file: &Path, text: &[u8]) -> Result<AclPolicy, Located<AclError>> {
         let parsed = parse::parse(file, text)?;
-        let mut users: AHashMap<Box<str>, Node> = AHashMap::default();
-        let mut anonymous: Option<Node> = None;
-        let mut patterns: Option<Node> = None;
+        let mut users: AHashMap<Box<str>, Builder> = AHashMap::default();
+        let mut anonymous: Option<Builder> = None;
+        let mut patterns: Option<Builder> = None;
         for name in &parsed.users {
             users.entry(name.as_str().into()).or_default();
         }
         for (index, rule) in parsed.rules.iter().enumerate() {
             let id = RuleId(index as u32);
             let target = match (rule.kind, &rule.user) {
-                (RuleKind::Pattern, _) => patterns.get_or_insert_with(Node::default),
-                (RuleKind::Topic, None) => anonymous.get_or_insert_with(Node::default),
+                (RuleKind::Pattern, _) => patterns.get_or_insert_with(Builder::default),
+                (RuleKind::Topic, None) => anonymous.get_or_insert_with(Builder::default),
                 (RuleKind::Topic, Some(user)) => users.entry(user.as_str().into()).or_default(),
             };
             target.insert(&rule.topic, rule.kind == RuleKind::Pattern, rule.access, id);
         }
-        for node in users.values_mut() {
-            node.finish();
-        }
-        if let Some(node) = anonymous.as_mut() {
-            node.finish();
-        }
-        if let Some(node) = patterns.as_mut() {
-            node.finish();
-        }
+        let mut trie = Trie::default();
+        let roots = trie.add_named(users);
+        let anonymous = anonymous.map(|b| trie.add(b));
+        let patterns = patterns.map(|b| trie.add(b));
+        trie.shrink();
         Ok(AclPolicy {
             file: file.to_path_buf(),
             user_count: parsed.users.len(),
             rules: parsed.rules,
-            users,
+            trie,
+            users: roots,
             anonymous,
             patterns,
         })
@@ -196,9 +196,15 @@ impl AclPolicy {
         }
     }
 
+    /// Whether a decision can depend on the client id: only `pattern` rules use it. When
+    /// this is false the broker's plugin does not read the id for a check.
+    pub fn uses_client_id(&self) -> bool {
+        self.patterns.is_some()
+    }
+
     /// Whether the file has a `user NAME` block.
     pub fn has_user(&self, name: &str) -> bool {
-        self.users.contains_key(name)
+        self.trie.literal(self.users, name).is_some()
     }
 
     /// Number of distinct `user` blocks.
@@ -245,23 +251,23 @@ impl AclPolicy {
         }
     }
 
-    fn own_rules(&self, client: &Client<'_>) -> Option<&Node> {
+    fn own_rules(&self, client: &Client<'_>) -> Option<NodeId> {
         match client.username {
-            Some(name) => self.users.get(name),
-            None => self.anonymous.as_ref(),
+            Some(name) => self.trie.literal(self.users, name),
+            None => self.anonymous,
         }
     }
 
     fn check_topic(&self, client: &Client<'_>, topic: &str, access: Access) -> Decision {
         if let Some(own) = self.own_rules(client) {
             let mut hits = Hits::default();
-            own.match_topic(topic, &Subst::NONE, &mut hits);
+            self.trie.match_topic(own, topic, &Subst::NONE, &mut hits);
             if let Some(decision) = hits.decide(access) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, subst, hits| {
-            patterns.match_topic(topic, subst, hits);
+        self.check_patterns(client, |trie, patterns, subst, hits| {
+            trie.match_topic(patterns, topic, subst, hits);
             hits.decide(access)
         })
     }
@@ -271,9 +277,9 @@ impl AclPolicy {
     fn check_patterns(
         &self,
         client: &Client<'_>,
-        decide: impl FnOnce(&Node, &Subst<'_>, &mut Hits) -> Option<Decision>,
+        decide: impl FnOnce(&Trie, NodeId, &Subst<'_>, &mut Hits) -> Option<Decision>,
     ) -> Decision {
-        let Some(patterns) = self.patterns.as_ref() else {
+        let Some(patterns) = self.patterns else {
             return Decision::deny(Reason::NoMatch);
         };
         // Mosquitto's guard (CVE-2017-7650), before the client id check as in 2.0.
@@ -285,7 +291,7 @@ impl AclPolicy {
             return Decision::deny(Reason::NoClientId);
         }
         let mut hits = Hits::default();
-        decide(patterns, &subst, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
+        decide(&self.trie, patterns, &subst, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
     }
 
     /// Optional SUBSCRIBE check: allowed when one read rule covers every topic the filter can
@@ -297,12 +303,12 @@ impl AclPolicy {
             return Decision::deny(Reason::NoMatch);
         }
         if let Some(own) = self.own_rules(client) {
-            if let Some(decision) = own.match_filter(filter, &Subst::NONE) {
+            if let Some(decision) = self.trie.match_filter(own, filter, &Subst::NONE) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, subst, _| {
-            patterns.match_filter(filter, subst)
+        self.check_patterns(client, |trie, patterns, subst, _| {
+            trie.match_filter(patterns, filter, subst)
         })
     }
 }

@@ -6,6 +6,7 @@ mod template;
 mod trie;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ahash::AHashMap;
 
@@ -106,7 +107,14 @@ impl Decision {
 #[derive(Debug)]
 pub struct AclPolicy {
     file: PathBuf,
-    rules: Vec<Rule>,
+    /// The file as read: rules are kept as places in it, and [`AclPolicy::rules`] parses it
+    /// again on first use (tools only; the broker never needs the rule records).
+    source: Box<[u8]>,
+    /// Per rule, in file order: the byte offset of its line in `source` and its line number.
+    places: Vec<(usize, u32)>,
+    rule_count: usize,
+    pattern_count: usize,
+    rules: OnceLock<Vec<Rule>>,
     /// Every rule list below, compiled into one set of arrays.
     trie: Trie,
     /// `topic` rules inside `user` blocks: a node whose literal children, keyed by username,
@@ -125,32 +133,76 @@ impl AclPolicy {
     /// Parses and compiles an ACL file's contents; `file` names it in errors.
     pub fn parse(file: &Path, text: &[u8]) -> Result<AclPolicy, Located<AclError>> {
         let parsed = parse::parse(file, text)?;
-        let mut users: AHashMap<Box<str>, Builder> = AHashMap::default();
-        let mut anonymous: Option<Builder> = None;
-        let mut patterns: Option<Builder> = None;
+        // Rules grouped by list (user, anonymous, patterns); each list is built and frozen
+        // before the next, so only one list's build structure exists at a time.
+        let mut lists: AHashMap<&str, Vec<u32>> = AHashMap::default();
+        let mut anonymous_rules = Vec::new();
+        let mut pattern_rules = Vec::new();
         for name in &parsed.users {
-            users.entry(name.as_str().into()).or_default();
+            lists.entry(name.as_str()).or_default();
         }
         for (index, rule) in parsed.rules.iter().enumerate() {
-            let id = RuleId(index as u32);
-            let target = match (rule.kind, &rule.user) {
-                (RuleKind::Pattern, _) => patterns.get_or_insert_with(Builder::default),
-                (RuleKind::Topic, None) => anonymous.get_or_insert_with(Builder::default),
-                (RuleKind::Topic, Some(user)) => users.entry(user.as_str().into()).or_default(),
-            };
-            target.insert(&rule.topic, rule.kind == RuleKind::Pattern, rule.access, id);
+            let index = index as u32;
+            match (rule.kind, &rule.user) {
+                (RuleKind::Pattern, _) => pattern_rules.push(index),
+                (RuleKind::Topic, None) => anonymous_rules.push(index),
+                (RuleKind::Topic, Some(user)) => {
+                    lists.entry(user.as_str()).or_default().push(index)
+                }
+            }
         }
         let mut trie = Trie::default();
-        let roots = trie.add_named(users);
-        let anonymous = anonymous.map(|b| trie.add(b));
-        let patterns = patterns.map(|b| trie.add(b));
+        let build = |trie: &mut Trie, ids: &[u32]| {
+            let mut builder = Builder::default();
+            for &id in ids {
+                let rule = &parsed.rules[id as usize];
+                builder.insert(
+                    &rule.topic,
+                    rule.kind == RuleKind::Pattern,
+                    rule.access,
+                    RuleId(id),
+                );
+            }
+            trie.add(builder)
+        };
+        let mut named: Vec<(&str, NodeId)> = Vec::with_capacity(lists.len());
+        for (name, ids) in &lists {
+            named.push((name, build(&mut trie, ids)));
+        }
+        let users = trie.add_named(&named);
+        drop(named);
+        drop(lists);
+        let anonymous = (!anonymous_rules.is_empty()).then(|| build(&mut trie, &anonymous_rules));
+        let patterns = (!pattern_rules.is_empty()).then(|| build(&mut trie, &pattern_rules));
         trie.shrink();
+        // Where each rule's line starts (rules are in file order, so one pass over the text).
+        let mut places = Vec::with_capacity(parsed.rules.len());
+        let mut lines = text.split(|&b| b == b'\n');
+        let (mut line_no, mut offset) = (0usize, 0usize);
+        let pattern_count = parsed
+            .rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::Pattern)
+            .count();
+        for rule in &parsed.rules {
+            while line_no + 1 < rule.line {
+                offset += lines.next().map_or(0, |l| l.len() + 1);
+                line_no += 1;
+            }
+            places.push((offset, u32::try_from(rule.line).unwrap_or(u32::MAX)));
+        }
+        let rule_count = parsed.rules.len();
+        drop(parsed.rules);
         Ok(AclPolicy {
             file: file.to_path_buf(),
             user_count: parsed.users.len(),
-            rules: parsed.rules,
+            source: text.into(),
+            places,
+            rule_count,
+            pattern_count,
+            rules: OnceLock::new(),
             trie,
-            users: roots,
+            users,
             anonymous,
             patterns,
         })
@@ -168,11 +220,16 @@ impl AclPolicy {
 
     /// Every rule, in file order.
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        self.rules.get_or_init(|| {
+            // The same text parsed successfully when the policy was made.
+            parse::parse(&self.file, &self.source)
+                .map(|p| p.rules)
+                .unwrap_or_default()
+        })
     }
 
     pub fn rule(&self, id: RuleId) -> &Rule {
-        &self.rules[id.0 as usize]
+        &self.rules()[id.0 as usize]
     }
 
     /// Says why a decision came out as it did: the deciding rule as `file:line: text`, or the
@@ -180,8 +237,8 @@ impl AclPolicy {
     pub fn describe(&self, reason: Reason) -> String {
         match reason {
             Reason::Rule(id) => {
-                let rule = self.rule(id);
-                format!("{}:{}: {}", self.file.display(), rule.line, rule.text)
+                let (line, text) = self.rule_line(id);
+                format!("{}:{}: {}", self.file.display(), line, text)
             }
             Reason::NoMatch => "no rule matched".to_string(),
             Reason::DangerousIdentity => {
@@ -213,14 +270,26 @@ impl AclPolicy {
     }
 
     pub fn pattern_count(&self) -> usize {
-        self.rules
-            .iter()
-            .filter(|r| r.kind == RuleKind::Pattern)
-            .count()
+        self.pattern_count
     }
 
     pub fn topic_rule_count(&self) -> usize {
-        self.rules.len() - self.pattern_count()
+        self.rule_count - self.pattern_count
+    }
+
+    /// A rule's line number and text (as [`Rule::line`] and [`Rule::text`]) from the kept
+    /// file, without the rule records.
+    fn rule_line(&self, id: RuleId) -> (u32, &str) {
+        let Some(&(offset, line)) = self.places.get(id.0 as usize) else {
+            return (0, "");
+        };
+        let rest = self.source.get(offset..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let text = std::str::from_utf8(&rest[..end]).unwrap_or_default();
+        (
+            line,
+            text.trim_end_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']),
+        )
     }
 
     /// Decides a READ or WRITE as Mosquitto 2.0 does, with the stricter `%c`/`%u` rules for
@@ -319,4 +388,31 @@ fn strip_shared(filter: &str) -> &str {
         .strip_prefix("$share/")
         .and_then(|rest| rest.split_once('/'))
         .map_or(filter, |(_, inner)| inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The denial log's description, made from the kept file without the rule records, is
+    /// the record's `file:line: text` (CRLF, tabs, comments, blank lines, no final newline).
+    #[test]
+    fn describe_matches_the_rule_records() {
+        let text = "# c\r\n\r\ntopic read a/b \t\r\n  user bob\ntopic  deny   x/#\n\n\
+                    pattern write %c/y\x0b\nuser al\ntopic z";
+        let p = AclPolicy::parse(Path::new("f.acl"), text.as_bytes()).expect("parses");
+        assert_eq!(p.rules().len(), 4);
+        assert_eq!(p.pattern_count(), 1);
+        assert_eq!(p.topic_rule_count(), 3);
+        for (i, rule) in p.rules().iter().enumerate() {
+            assert_eq!(
+                p.describe(Reason::Rule(RuleId(i as u32))),
+                format!("f.acl:{}: {}", rule.line, rule.text)
+            );
+        }
+        assert_eq!(
+            p.describe(Reason::Rule(RuleId(1))),
+            "f.acl:5: topic  deny   x/#"
+        );
+    }
 }

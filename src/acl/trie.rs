@@ -387,24 +387,7 @@ impl Trie {
             deny = deny.max(self.nodes[c as usize].subtree_deny);
             self.edges[first + at].node = c;
         }
-        let count = node.edge_count as usize;
-        if count > SCAN_LIMIT {
-            let size = (count * 2).next_power_of_two();
-            let start = self.table.len();
-            self.table.resize(start + size, EMPTY_SLOT);
-            let mask = size - 1;
-            for at in 0..count {
-                let e = self.edges[first + at];
-                let key = &self.keys[e.key as usize..(e.key + e.key_len) as usize];
-                let mut slot = level_hash(key, e.prefix) as usize & mask;
-                while self.table[start + slot] != EMPTY_SLOT {
-                    slot = (slot + 1) & mask;
-                }
-                self.table[start + slot] = index(first + at);
-            }
-            node.table = index(start);
-            node.table_mask = index(mask);
-        }
+        self.index_edges(&mut node);
         if let Some(plus) = b.plus {
             let c = self.freeze(*plus);
             deny = deny.max(self.nodes[c as usize].subtree_deny);
@@ -426,6 +409,53 @@ impl Trie {
         }
         node.subtree_deny = deny;
         self.nodes[id as usize] = node;
+        id
+    }
+
+    /// Gives a node with more than [`SCAN_LIMIT`] literal children its hash table.
+    fn index_edges(&mut self, node: &mut Node) {
+        let count = node.edge_count as usize;
+        if count <= SCAN_LIMIT {
+            return;
+        }
+        let first = node.edges as usize;
+        let size = (count * 2).next_power_of_two();
+        let start = self.table.len();
+        self.table.resize(start + size, EMPTY_SLOT);
+        let mask = size - 1;
+        for at in 0..count {
+            let e = self.edges[first + at];
+            let key = &self.keys[e.key as usize..(e.key + e.key_len) as usize];
+            let mut slot = level_hash(key, e.prefix) as usize & mask;
+            while self.table[start + slot] != EMPTY_SLOT {
+                slot = (slot + 1) & mask;
+            }
+            self.table[start + slot] = index(first + at);
+        }
+        node.table = index(start);
+        node.table_mask = index(mask);
+    }
+
+    /// Builds the node whose literal children are rule lists already added, keyed by name
+    /// (the per-user lists); look one up with [`Trie::literal`].
+    pub(super) fn add_named(&mut self, named: &[(&str, NodeId)]) -> NodeId {
+        let id = index(self.nodes.len());
+        let mut node = Node {
+            edges: index(self.edges.len()),
+            edge_count: index(named.len()),
+            ..Node::EMPTY
+        };
+        for &(name, root) in named {
+            self.edges.push(Edge {
+                prefix: prefix(name.as_bytes()),
+                key: index(self.keys.len()),
+                key_len: index(name.len()),
+                node: root,
+            });
+            self.keys.extend_from_slice(name.as_bytes());
+        }
+        self.index_edges(&mut node);
+        self.nodes.push(node);
         id
     }
 
@@ -483,15 +513,6 @@ impl Trie {
     pub(super) fn literal(&self, id: NodeId, level: &str) -> Option<NodeId> {
         let level = level.as_bytes();
         self.child(self.node(id), level, prefix(level))
-    }
-
-    /// Builds the node whose literal children are the given rule lists, keyed by name (the
-    /// per-user lists); look one up with [`Trie::literal`].
-    pub(super) fn add_named(&mut self, lists: AHashMap<Box<str>, Builder>) -> NodeId {
-        self.freeze(Builder {
-            literal: lists,
-            ..Builder::default()
-        })
     }
 
     #[inline]

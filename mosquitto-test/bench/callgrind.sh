@@ -19,10 +19,20 @@
 # The built-in acl_file is run on small and 1k only: it visits every rule of the user (and
 # every pattern), ~300 instructions each, so 100k and 10,000 patterns would take hours under
 # callgrind (its cost shows in broker_bench.py's throughput table).
+#
+# Second table: repeat connects. One client connects first (for mqttguard: an argon2id
+# verification that fills the credential cache), the counters are zeroed
+# (callgrind_control -z), then N_CONNECTS sequential mosquitto_pub connect+publish+disconnect
+# as the same user; figures are the instructions of handle__connect per connect and of the
+# whole broker per connect, against an anonymous broker (allow_anonymous true, no plugin).
+# The mqttguard broker also runs one ACL check per connect (the publish); the anonymous one
+# none.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 plugin=${MQTTGUARD_PLUGIN:-$root/target/release/libmqttguard.so}
 N=${N:-2000}
+N_CONNECTS=${N_CONNECTS:-200}
+cli=${MQTTGUARD_CLI:-$root/target/release/mqttguard}
 [ -f "$plugin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -81,7 +91,8 @@ patterns.append("pattern write sensors/%u/temp")
 open(f"{d}/patterns", "w").write("\n".join(patterns) + "\n")
 PY
 
-# Sums the calls to mosquitto_acl_check and their inclusive cost from a callgrind file.
+# Sums the calls to a function (mosquitto_acl_check unless given) and their inclusive cost
+# from a callgrind file.
 count='
 import re, sys
 names, calls, cost, target = {}, 0, 0, False
@@ -92,7 +103,7 @@ while i < len(lines):
     if m:
         if m.group(2):
             names[m.group(1)] = m.group(2)
-        target = names.get(m.group(1)) == "mosquitto_acl_check"
+        target = names.get(m.group(1)) == (sys.argv[2] if len(sys.argv) > 2 else "mosquitto_acl_check")
     elif lines[i].startswith("calls=") and target:
         calls += int(lines[i].split("=")[1].split()[0])
         cost += int(lines[i + 1].split()[1])
@@ -145,3 +156,36 @@ run mqttguard small
 run mqttguard 1k
 run mqttguard 100k
 run mqttguard patterns
+
+# Repeat connects.
+"$cli" passwd -c -b pw "$work/argon" dev >/dev/null 2>&1
+echo "topic readwrite x" > "$work/conn.acl"
+connects() {
+  local mode=$1 port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local conf=$work/conn-$mode.conf log=$work/conn-$mode.log out=$work/cg.conn.$mode
+  { echo "listener $port 127.0.0.1"; echo "user root"; echo "log_dest stderr"
+    if [ "$mode" = anonymous ]; then echo "allow_anonymous true"
+    else echo "allow_anonymous false"; echo "plugin $plugin"
+         echo "plugin_opt_password_file $work/argon"; echo "plugin_opt_acl_file $work/conn.acl"; fi
+  } > "$conf"
+  valgrind --tool=callgrind --callgrind-out-file="$out" mosquitto -c "$conf" > "$log" 2>&1 &
+  local vp=$!
+  for _ in $(seq 1 900); do grep -q "version .* running" "$log" && break; sleep 0.2; done
+  local auth=()
+  [ "$mode" = anonymous ] || auth=(-u dev -P pw)
+  mosquitto_pub -p "$port" "${auth[@]}" -i warm -t x -m 1
+  sleep 1
+  callgrind_control -z $vp > /dev/null
+  for i in $(seq "$N_CONNECTS"); do mosquitto_pub -p "$port" "${auth[@]}" -i "c$i" -t x -m 1; done
+  kill -INT $vp; wait $vp || true
+  local calls ir total
+  read -r calls ir < <(python3 -c "$count" "$out" handle__connect)
+  total=$(grep -E "^(summary|totals):" "$out" | head -1 | awk '{print $2}')
+  echo "| $mode | $calls | $((ir / calls)) | $((total / calls)) |"
+}
+echo
+echo "| broker | connects | Ir in handle__connect per connect | Ir in the broker per connect |"
+echo "|---|---|---|---|"
+connects anonymous
+connects mqttguard-argon2id

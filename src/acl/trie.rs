@@ -505,7 +505,7 @@ impl Trie {
     }
 
     /// The literal child of `node` for `level`, whose [`prefix`] is `word`.
-    #[inline]
+    #[inline(always)]
     fn child(&self, node: &Node, level: &[u8], word: u64) -> Option<NodeId> {
         if node.edge_count == 0 {
             return None;
@@ -537,7 +537,7 @@ impl Trie {
     }
 
     /// The child of node `id` reached by the literal `level` (the users node: a user's root).
-    #[inline]
+    #[inline(always)]
     pub(super) fn literal(&self, id: NodeId, level: &str) -> Option<NodeId> {
         let level = level.as_bytes();
         self.child(self.node(id), level, prefix(level))

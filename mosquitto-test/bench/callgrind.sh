@@ -176,7 +176,7 @@ connects() {
   [ "$mode" = anonymous ] || auth=(-u dev -P pw)
   mosquitto_pub -p "$port" "${auth[@]}" -i warm -t x -m 1
   sleep 1
-  callgrind_control -z $vp > /dev/null
+  callgrind_control -z $vp > /dev/null 2>&1
   for i in $(seq "$N_CONNECTS"); do mosquitto_pub -p "$port" "${auth[@]}" -i "c$i" -t x -m 1; done
   kill -INT $vp; wait $vp || true
   local calls ir total

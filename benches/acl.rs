@@ -3,8 +3,10 @@
 //! Sizes as in the performance issue: 10, 1,000 and 100,000 rules for the deciding user (the
 //! matching rule last in the file), 1, 100 and 10,000 patterns, topics of 1 to 20 levels.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mqttguard::acl::{Access, AclPolicy, Client};
@@ -98,5 +100,56 @@ fn decisions(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decisions);
+/// Counts live and peak heap bytes, for the memory figure (an ACL check allocates nothing, so
+/// the timings are unaffected).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        // SAFETY: as the caller's contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as the caller's contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Heap held by a compiled policy of 10,000 users with 10 rules each (100,000 rules), and the
+/// peak while it is built; printed, then the load itself is timed.
+fn memory(c: &mut Criterion) {
+    let mut text = String::new();
+    for u in 0..10_000 {
+        text.push_str(&format!("user u{u}\n"));
+        for r in 0..10 {
+            text.push_str(&format!("topic readwrite site/u{u}/{r}/#\n"));
+        }
+    }
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let p = AclPolicy::parse(Path::new("bench.acl"), text.as_bytes()).expect("parses");
+    let live = LIVE.load(Ordering::Relaxed) - before;
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    println!(
+        "acl_memory: 100,000 rules hold {live} bytes ({} per rule), peak while loading {peak} bytes",
+        live / 100_000
+    );
+    drop(p);
+    c.bench_function("acl_load_100k_rules", |b| {
+        b.iter(|| AclPolicy::parse(Path::new("bench.acl"), black_box(text.as_bytes())))
+    });
+}
+
+criterion_group!(benches, decisions, memory);
 criterion_main!(benches);

@@ -213,7 +213,8 @@ pub enum AuthStep {
 #[derive(Debug)]
 pub struct PendingVerify {
     hash: StoredHash,
-    line: u64,
+    /// Identifies the user's password line, which a cached success is bound to.
+    fingerprint: u64,
     capacity: usize,
     cacheable: bool,
     /// An unknown user: the hash is another user's, verified only so that the refusal takes
@@ -241,7 +242,7 @@ impl PendingVerify {
         }
         if self.hash.verify(password) {
             if self.cacheable {
-                cache.insert(username, password, self.line, self.capacity);
+                cache.insert(username, password, self.fingerprint, self.capacity);
             }
             AuthOutcome::Allow
         } else {
@@ -521,12 +522,13 @@ impl Policy {
             return AuthStep::Done(AuthOutcome::Defer);
         };
         let password = password.filter(|p| !p.is_empty());
-        let (Some(hash), Some(line)) = (db.stored_hash(username), db.entry_fingerprint(username))
+        let (Some(hash), Some(fingerprint)) =
+            (db.stored_hash(username), db.entry_fingerprint(username))
         else {
             return match (&self.decoy, password) {
                 (Some(decoy), Some(_)) => AuthStep::Verify(PendingVerify {
                     hash: decoy.clone(),
-                    line: 0,
+                    fingerprint: 0,
                     capacity: 0,
                     cacheable: false,
                     decoy: true,
@@ -538,12 +540,12 @@ impl Policy {
             return AuthStep::Done(AuthOutcome::Deny(AuthFailure::NoPassword));
         };
         let ttl = Duration::from_secs(self.config.auth.cache_seconds);
-        if cache.hit(username, password, line, ttl) {
+        if cache.hit(username, password, fingerprint, ttl) {
             return AuthStep::Done(AuthOutcome::Allow);
         }
         AuthStep::Verify(PendingVerify {
             hash: hash.clone(),
-            line,
+            fingerprint,
             capacity: self.config.auth.cache_entries,
             cacheable: !ttl.is_zero(),
             decoy: false,
@@ -579,14 +581,13 @@ impl Policy {
             // A superuser may do everything with a topic, but only with a topic: what is not
             // a topic name (empty, or with `+`/`#` for READ/WRITE) is decided by the ACL,
             // which denies it.
-            let valid = match access {
+            // (Checked only for a superuser: `AclPolicy::check` validates the topic itself.)
+            let superuser = || self.superusers().iter().any(|s| s == name);
+            let valid = || match access {
                 acl::Access::Read | acl::Access::Write => crate::topic::is_topic_name(topic),
                 _ => !topic.is_empty(),
             };
-            if valid
-                && access != acl::Access::Unsubscribe
-                && self.superusers().iter().any(|s| s == name)
-            {
+            if access != acl::Access::Unsubscribe && superuser() && valid() {
                 return Some(Decision {
                     allowed: true,
                     reason: acl::Reason::Superuser,

@@ -1,8 +1,5 @@
 //! MQTT topic and topic-filter rules, as Mosquitto applies them.
 
-// TODO(docs): remove once documented
-#![allow(missing_docs)]
-
 /// Mosquitto's limit on the number of `/` separators in a topic filter (TOPIC_HIERARCHY_LIMIT).
 pub const HIERARCHY_LIMIT: usize = 200;
 /// The longest topic MQTT can carry.
@@ -11,16 +8,22 @@ pub const MAX_TOPIC_LEN: usize = 65535;
 /// Why a topic filter is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
+    /// Nothing at all.
     #[error("topic filter is empty")]
     Empty,
+    /// Longer than an MQTT string can be.
     #[error("topic filter is longer than 65535 bytes")]
     TooLong,
+    /// More levels than Mosquitto accepts.
     #[error("topic filter has more than 200 levels")]
     TooDeep,
+    /// A `+` with other characters in its level.
     #[error("'+' must fill a whole topic level")]
     BadPlus,
+    /// A `#` that is not the whole last level.
     #[error("'#' must fill the last topic level")]
     BadHash,
+    /// A NUL byte.
     #[error("topic filter contains a NUL byte")]
     Nul,
 }
@@ -72,28 +75,27 @@ fn has_wildcard(bytes: &[u8]) -> bool {
     const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
     const HASH: u64 = u64::from_ne_bytes([b'#'; 8]);
     // A byte of `x` is zero => the "has zero byte" test sets its high bit (it may also flag
-    // a 0x01 byte above a zero byte, but only when some byte really is zero).
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let hit = |word: [u8; 8]| {
-        let w = u64::from_ne_bytes(word);
-        has_zero(w ^ PLUS) || has_zero(w ^ HASH)
-    };
-    let word = |chunk: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        w
+    // a 0x01 byte above a zero byte, but only when some byte really is zero). Both tests are
+    // or-ed without branching; one test per word.
+    let flags = |w: u64| {
+        let (p, h) = (w ^ PLUS, w ^ HASH);
+        (p.wrapping_sub(ONES) & !p | h.wrapping_sub(ONES) & !h) & HIGHS
     };
     if bytes.len() < 8 {
         return bytes.iter().any(|&b| b == b'+' || b == b'#');
     }
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        if hit(word(chunk)) {
+    let mut rest = bytes;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        if flags(u64::from_ne_bytes(*word)) != 0 {
             return true;
         }
+        rest = tail;
     }
     // The last bytes: the final eight, overlapping what was already checked.
-    !chunks.remainder().is_empty() && hit(word(&bytes[bytes.len() - 8..]))
+    !rest.is_empty()
+        && bytes
+            .last_chunk::<8>()
+            .is_some_and(|word| flags(u64::from_ne_bytes(*word)) != 0)
 }
 
 /// Whether `filter` matches `topic` under MQTT rules (as `mosquitto_topic_matches_sub`):

@@ -1,28 +1,30 @@
 //! Mosquitto ACL files: parsed with Mosquitto 2.0's grammar, compiled once into per-user topic
 //! tries and a pattern trie, then decided without allocation.
 
-// TODO(docs): remove once documented
-#![allow(missing_docs)]
-
 mod parse;
 mod template;
 mod trie;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ahash::AHashMap;
 
 pub use parse::{AclError, RuleAccess, RuleKind, UserLine};
 
 use crate::error::Located;
-use trie::{Hits, Node, Subst};
+use trie::{Builder, Hits, NodeId, Subst, Trie};
 
 /// What the broker asks about (`MOSQ_ACL_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
+    /// A message is about to be delivered to the client.
     Read,
+    /// The client publishes (or its will is sent).
     Write,
+    /// The client subscribes to a filter.
     Subscribe,
+    /// The client unsubscribes from a filter.
     Unsubscribe,
 }
 
@@ -70,6 +72,7 @@ impl Access {
         }
     }
 
+    /// The word the denial log and `mqttguard check` use: `read`, `write`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             Access::Read => "read",
@@ -83,7 +86,9 @@ impl Access {
 /// Who is asking: the connected client as the broker knows it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Client<'a> {
+    /// The client id; `None` when the broker has none.
     pub id: Option<&'a str>,
+    /// The username; `None` for an anonymous client.
     pub username: Option<&'a str>,
 }
 
@@ -96,8 +101,11 @@ pub struct RuleId(pub u32);
 pub struct Rule {
     /// 1-based line number.
     pub line: usize,
+    /// `topic` or `pattern`.
     pub kind: RuleKind,
+    /// The access word (`readwrite` when there is none).
     pub access: RuleAccess,
+    /// The topic filter as written (patterns keep their `%c`/`%u`).
     pub topic: String,
     /// The `user` block the rule stands in; `None` for the anonymous section and for patterns.
     pub user: Option<String>,
@@ -144,7 +152,9 @@ impl Reason {
 /// The answer to one ACL question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
+    /// Whether the access is allowed.
     pub allowed: bool,
+    /// What decided it.
     pub reason: Reason,
 }
 
@@ -167,14 +177,24 @@ impl Decision {
 #[derive(Debug)]
 pub struct AclPolicy {
     file: PathBuf,
-    rules: Vec<Rule>,
-    /// `topic` rules inside `user` blocks, by username.
-    users: AHashMap<Box<str>, Node>,
+    /// The file as read: rules are kept as places in it, and [`AclPolicy::rules`] parses it
+    /// again on first use (tools only; the broker never needs the rule records).
+    source: Box<[u8]>,
+    /// Per rule, in file order: the byte offset of its line in `source` and its line number.
+    places: Vec<(usize, u32)>,
+    rule_count: usize,
+    pattern_count: usize,
+    rules: OnceLock<Vec<Rule>>,
+    /// Every rule list below, compiled into one set of arrays.
+    trie: Trie,
+    /// `topic` rules inside `user` blocks: a node whose literal children, keyed by username,
+    /// are the roots of each user's list.
+    users: NodeId,
     /// `topic` rules before the first `user` line: clients without a username.
-    anonymous: Option<Node>,
+    anonymous: Option<NodeId>,
     /// Every `pattern` rule: deny patterns substitute as Mosquitto 2.0 does, allow patterns
     /// with the stricter rules (see [`Subst`]).
-    patterns: Option<Node>,
+    patterns: Option<NodeId>,
     /// Usernames that have a `user` block (some may have no rules).
     user_count: usize,
     /// Every `user` line, in file order (for `mqttguard lint`).
@@ -185,35 +205,76 @@ impl AclPolicy {
     /// Parses and compiles an ACL file's contents; `file` names it in errors.
     pub fn parse(file: &Path, text: &[u8]) -> Result<AclPolicy, Located<AclError>> {
         let parsed = parse::parse(file, text)?;
-        let mut users: AHashMap<Box<str>, Node> = AHashMap::default();
-        let mut anonymous: Option<Node> = None;
-        let mut patterns: Option<Node> = None;
+        // Rules grouped by list (user, anonymous, patterns); each list is built and frozen
+        // before the next, so only one list's build structure exists at a time.
+        let mut lists: AHashMap<&str, Vec<u32>> = AHashMap::default();
+        let mut anonymous_rules = Vec::new();
+        let mut pattern_rules = Vec::new();
         for name in &parsed.users {
-            users.entry(name.as_str().into()).or_default();
+            lists.entry(name.as_str()).or_default();
         }
         for (index, rule) in parsed.rules.iter().enumerate() {
-            let id = RuleId(index as u32);
-            let target = match (rule.kind, &rule.user) {
-                (RuleKind::Pattern, _) => patterns.get_or_insert_with(Node::default),
-                (RuleKind::Topic, None) => anonymous.get_or_insert_with(Node::default),
-                (RuleKind::Topic, Some(user)) => users.entry(user.as_str().into()).or_default(),
-            };
-            target.insert(&rule.topic, rule.kind == RuleKind::Pattern, rule.access, id);
+            let index = index as u32;
+            match (rule.kind, &rule.user) {
+                (RuleKind::Pattern, _) => pattern_rules.push(index),
+                (RuleKind::Topic, None) => anonymous_rules.push(index),
+                (RuleKind::Topic, Some(user)) => {
+                    lists.entry(user.as_str()).or_default().push(index)
+                }
+            }
         }
-        for node in users.values_mut() {
-            node.finish();
+        let mut trie = Trie::default();
+        let build = |trie: &mut Trie, ids: &[u32]| {
+            let mut builder = Builder::default();
+            for &id in ids {
+                let rule = &parsed.rules[id as usize];
+                builder.insert(
+                    &rule.topic,
+                    rule.kind == RuleKind::Pattern,
+                    rule.access,
+                    RuleId(id),
+                );
+            }
+            trie.add(builder)
+        };
+        let mut named: Vec<(&str, NodeId)> = Vec::with_capacity(lists.len());
+        for (name, ids) in &lists {
+            named.push((name, build(&mut trie, ids)));
         }
-        if let Some(node) = anonymous.as_mut() {
-            node.finish();
+        let users = trie.add_named(&named);
+        drop(named);
+        drop(lists);
+        let anonymous = (!anonymous_rules.is_empty()).then(|| build(&mut trie, &anonymous_rules));
+        let patterns = (!pattern_rules.is_empty()).then(|| build(&mut trie, &pattern_rules));
+        trie.shrink();
+        // Where each rule's line starts (rules are in file order, so one pass over the text).
+        let mut places = Vec::with_capacity(parsed.rules.len());
+        let mut lines = text.split(|&b| b == b'\n');
+        let (mut line_no, mut offset) = (0usize, 0usize);
+        let pattern_count = parsed
+            .rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::Pattern)
+            .count();
+        for rule in &parsed.rules {
+            while line_no + 1 < rule.line {
+                offset += lines.next().map_or(0, |l| l.len() + 1);
+                line_no += 1;
+            }
+            places.push((offset, u32::try_from(rule.line).unwrap_or(u32::MAX)));
         }
-        if let Some(node) = patterns.as_mut() {
-            node.finish();
-        }
+        let rule_count = parsed.rules.len();
+        drop(parsed.rules);
         Ok(AclPolicy {
             file: file.to_path_buf(),
             user_count: parsed.users.len(),
             user_lines: parsed.user_lines,
-            rules: parsed.rules,
+            source: text.into(),
+            places,
+            rule_count,
+            pattern_count,
+            rules: OnceLock::new(),
+            trie,
             users,
             anonymous,
             patterns,
@@ -225,17 +286,24 @@ impl AclPolicy {
         &self.user_lines
     }
 
+    /// The file the policy was parsed from, as named at load.
     pub fn file(&self) -> &Path {
         &self.file
     }
 
     /// Every rule, in file order.
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        self.rules.get_or_init(|| {
+            // The same text parsed successfully when the policy was made.
+            parse::parse(&self.file, &self.source)
+                .map(|p| p.rules)
+                .unwrap_or_default()
+        })
     }
 
+    /// The rule a [`Reason::Rule`] names.
     pub fn rule(&self, id: RuleId) -> &Rule {
-        &self.rules[id.0 as usize]
+        &self.rules()[id.0 as usize]
     }
 
     /// Says why a decision came out as it did: the deciding rule as `file:line: text`, or the
@@ -243,8 +311,8 @@ impl AclPolicy {
     pub fn describe(&self, reason: Reason) -> String {
         match reason {
             Reason::Rule(id) => {
-                let rule = self.rule(id);
-                format!("{}:{}: {}", self.file.display(), rule.line, rule.text)
+                let (line, text) = self.rule_line(id);
+                format!("{}:{}: {}", self.file.display(), line, text)
             }
             Reason::NoMatch => "no rule matched".to_string(),
             Reason::DangerousIdentity => {
@@ -259,9 +327,15 @@ impl AclPolicy {
         }
     }
 
+    /// Whether a decision can depend on the client id: only `pattern` rules use it. When
+    /// this is false the broker's plugin does not read the id for a check.
+    pub fn uses_client_id(&self) -> bool {
+        self.patterns.is_some()
+    }
+
     /// Whether the file has a `user NAME` block.
     pub fn has_user(&self, name: &str) -> bool {
-        self.users.contains_key(name)
+        self.trie.literal(self.users, name).is_some()
     }
 
     /// Number of distinct `user` blocks.
@@ -269,15 +343,29 @@ impl AclPolicy {
         self.user_count
     }
 
+    /// `pattern` rules in the file.
     pub fn pattern_count(&self) -> usize {
-        self.rules
-            .iter()
-            .filter(|r| r.kind == RuleKind::Pattern)
-            .count()
+        self.pattern_count
     }
 
+    /// `topic` rules in the file (anonymous and in `user` blocks).
     pub fn topic_rule_count(&self) -> usize {
-        self.rules.len() - self.pattern_count()
+        self.rule_count - self.pattern_count
+    }
+
+    /// A rule's line number and text (as [`Rule::line`] and [`Rule::text`]) from the kept
+    /// file, without the rule records.
+    fn rule_line(&self, id: RuleId) -> (u32, &str) {
+        let Some(&(offset, line)) = self.places.get(id.0 as usize) else {
+            return (0, "");
+        };
+        let rest = self.source.get(offset..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let text = std::str::from_utf8(&rest[..end]).unwrap_or_default();
+        (
+            line,
+            text.trim_end_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']),
+        )
     }
 
     /// Decides a READ or WRITE as Mosquitto 2.0 does, with the stricter `%c`/`%u` rules for
@@ -308,23 +396,23 @@ impl AclPolicy {
         }
     }
 
-    fn own_rules(&self, client: &Client<'_>) -> Option<&Node> {
+    fn own_rules(&self, client: &Client<'_>) -> Option<NodeId> {
         match client.username {
-            Some(name) => self.users.get(name),
-            None => self.anonymous.as_ref(),
+            Some(name) => self.trie.literal(self.users, name),
+            None => self.anonymous,
         }
     }
 
     fn check_topic(&self, client: &Client<'_>, topic: &str, access: Access) -> Decision {
         if let Some(own) = self.own_rules(client) {
             let mut hits = Hits::default();
-            own.match_topic(topic, &Subst::NONE, &mut hits);
+            self.trie.match_topic(own, topic, &Subst::NONE, &mut hits);
             if let Some(decision) = hits.decide(access) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, subst, hits| {
-            patterns.match_topic(topic, subst, hits);
+        self.check_patterns(client, |trie, patterns, subst, hits| {
+            trie.match_topic(patterns, topic, subst, hits);
             hits.decide(access)
         })
     }
@@ -334,9 +422,9 @@ impl AclPolicy {
     fn check_patterns(
         &self,
         client: &Client<'_>,
-        decide: impl FnOnce(&Node, &Subst<'_>, &mut Hits) -> Option<Decision>,
+        decide: impl FnOnce(&Trie, NodeId, &Subst<'_>, &mut Hits) -> Option<Decision>,
     ) -> Decision {
-        let Some(patterns) = self.patterns.as_ref() else {
+        let Some(patterns) = self.patterns else {
             return Decision::deny(Reason::NoMatch);
         };
         // Mosquitto's guard (CVE-2017-7650), before the client id check as in 2.0.
@@ -348,7 +436,7 @@ impl AclPolicy {
             return Decision::deny(Reason::NoClientId);
         }
         let mut hits = Hits::default();
-        decide(patterns, &subst, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
+        decide(&self.trie, patterns, &subst, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
     }
 
     /// Optional SUBSCRIBE check: allowed when one read rule covers every topic the filter can
@@ -360,12 +448,12 @@ impl AclPolicy {
             return Decision::deny(Reason::NoMatch);
         }
         if let Some(own) = self.own_rules(client) {
-            if let Some(decision) = own.match_filter(filter, &Subst::NONE) {
+            if let Some(decision) = self.trie.match_filter(own, filter, &Subst::NONE) {
                 return decision;
             }
         }
-        self.check_patterns(client, |patterns, subst, _| {
-            patterns.match_filter(filter, subst)
+        self.check_patterns(client, |trie, patterns, subst, _| {
+            trie.match_filter(patterns, filter, subst)
         })
     }
 }
@@ -376,4 +464,31 @@ fn strip_shared(filter: &str) -> &str {
         .strip_prefix("$share/")
         .and_then(|rest| rest.split_once('/'))
         .map_or(filter, |(_, inner)| inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The denial log's description, made from the kept file without the rule records, is
+    /// the record's `file:line: text` (CRLF, tabs, comments, blank lines, no final newline).
+    #[test]
+    fn describe_matches_the_rule_records() {
+        let text = "# c\r\n\r\ntopic read a/b \t\r\n  user bob\ntopic  deny   x/#\n\n\
+                    pattern write %c/y\x0b\nuser al\ntopic z";
+        let p = AclPolicy::parse(Path::new("f.acl"), text.as_bytes()).expect("parses");
+        assert_eq!(p.rules().len(), 4);
+        assert_eq!(p.pattern_count(), 1);
+        assert_eq!(p.topic_rule_count(), 3);
+        for (i, rule) in p.rules().iter().enumerate() {
+            assert_eq!(
+                p.describe(Reason::Rule(RuleId(i as u32))),
+                format!("f.acl:{}: {}", rule.line, rule.text)
+            );
+        }
+        assert_eq!(
+            p.describe(Reason::Rule(RuleId(1))),
+            "f.acl:5: topic  deny   x/#"
+        );
+    }
 }

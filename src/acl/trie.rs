@@ -52,29 +52,61 @@ const DENY: Want = 1;
 const GRANT: Want = 2;
 use super::{Access, Decision, Reason, RuleAccess, RuleId};
 
-/// The rules that end at one place in the trie, reduced to what a decision needs.
-#[derive(Debug, Default, Clone, Copy)]
+/// Rule ids kept so that merging is a plain `max` / `min`: `deny` is the id plus one (0 for
+/// none), `read` / `write` the id itself (`u32::MAX` for none). An empty terminal merges as a
+/// no-op, so nodes hold one without an `Option`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Terminal {
     /// The deny Mosquitto would meet first: denies are prepended, so the last in the file.
-    deny: Option<RuleId>,
+    deny: u32,
     /// The first rule in file order granting read / write.
-    read: Option<RuleId>,
-    write: Option<RuleId>,
+    read: u32,
+    write: u32,
+}
+
+const NO_GRANT: u32 = u32::MAX;
+const NO_DENY: u32 = 0;
+
+impl Default for Terminal {
+    fn default() -> Self {
+        Terminal::EMPTY
+    }
 }
 
 impl Terminal {
+    const EMPTY: Terminal = Terminal {
+        deny: NO_DENY,
+        read: NO_GRANT,
+        write: NO_GRANT,
+    };
+
     fn add(&mut self, access: RuleAccess, id: RuleId) {
-        let first = |slot: &mut Option<RuleId>| *slot = Some(slot.map_or(id, |s| s.min(id)));
         match access {
-            RuleAccess::Deny => self.deny = Some(self.deny.map_or(id, |d| d.max(id))),
-            RuleAccess::Read => first(&mut self.read),
-            RuleAccess::Write => first(&mut self.write),
+            RuleAccess::Deny => self.deny = self.deny.max(id.0 + 1),
+            RuleAccess::Read => self.read = self.read.min(id.0),
+            RuleAccess::Write => self.write = self.write.min(id.0),
             RuleAccess::ReadWrite => {
-                first(&mut self.read);
-                first(&mut self.write);
+                self.read = self.read.min(id.0);
+                self.write = self.write.min(id.0);
             }
         }
     }
+
+    fn deny(&self) -> Option<RuleId> {
+        deny_id(self.deny)
+    }
+
+    fn read(&self) -> Option<RuleId> {
+        grant_id(self.read)
+    }
+}
+
+fn deny_id(raw: u32) -> Option<RuleId> {
+    raw.checked_sub(1).map(RuleId)
+}
+
+fn grant_id(raw: u32) -> Option<RuleId> {
+    (raw != NO_GRANT).then_some(RuleId(raw))
 }
 
 /// Matches collected during one walk.
@@ -82,31 +114,30 @@ impl Terminal {
 pub(super) struct Hits(Terminal);
 
 impl Hits {
-    fn add<const WANT: Want>(&mut self, t: &Option<Terminal>) {
-        if let Some(t) = t {
-            let h = &mut self.0;
-            if WANT != GRANT {
-                h.deny = max_opt(h.deny, t.deny);
-            }
-            if WANT != DENY {
-                h.read = min_opt(h.read, t.read);
-                h.write = min_opt(h.write, t.write);
-            }
+    #[inline(always)]
+    fn add<const WANT: Want>(&mut self, t: &Terminal) {
+        let h = &mut self.0;
+        if WANT != GRANT {
+            h.deny = h.deny.max(t.deny);
+        }
+        if WANT != DENY {
+            h.read = h.read.min(t.read);
+            h.write = h.write.min(t.write);
         }
     }
 
     /// Mosquitto's order inside one rule list: any matching deny decides; then a match whose
     /// access includes the request; otherwise undecided.
     pub(super) fn decide(&self, access: Access) -> Option<Decision> {
-        if let Some(id) = self.0.deny {
+        if let Some(id) = self.0.deny() {
             return Some(Decision::deny(Reason::Rule(id)));
         }
         let grant = match access {
             Access::Read => self.0.read,
             Access::Write => self.0.write,
-            Access::Subscribe | Access::Unsubscribe => None,
+            Access::Subscribe | Access::Unsubscribe => NO_GRANT,
         };
-        grant.map(|id| Decision::allow(Reason::Rule(id)))
+        grant_id(grant).map(|id| Decision::allow(Reason::Rule(id)))
     }
 }
 
@@ -124,41 +155,24 @@ fn max_opt(a: Option<RuleId>, b: Option<RuleId>) -> Option<RuleId> {
     }
 }
 
+/// A rule list while it is being built; [`Trie::add`] freezes it into the compact form.
 #[derive(Debug, Default)]
-pub(super) struct Node {
-    literal: AHashMap<Box<str>, Node>,
-    plus: Option<Box<Node>>,
-    templates: Vec<(Template, Node)>,
-    /// Rules whose filter ends exactly here.
-    terminal: Option<Terminal>,
-    /// Rules whose filter continues with `#` here: they match this level and everything below.
-    hash: Option<Terminal>,
-    /// The deny Mosquitto would meet first among every rule at or below this node (set by
-    /// [`Node::finish`]); used when a deny template matches "anything" (see [`Met::Anything`]).
-    subtree_deny: Option<RuleId>,
+pub(super) struct Builder {
+    literal: AHashMap<Box<str>, Builder>,
+    plus: Option<Box<Builder>>,
+    templates: Vec<(Template, Builder)>,
+    terminal: Terminal,
+    hash: Terminal,
 }
 
-/// Splits off the first level of a topic: `("a", Some("b/c"))` for `a/b/c`.
-///
-/// A plain byte scan: topic levels are short, and `str::split_once` would go through the
-/// generic char searcher on this hot path.
-fn split_level(s: &str) -> (&str, Option<&str>) {
-    match s.bytes().position(|b| b == b'/') {
-        Some(at) => (&s[..at], Some(&s[at + 1..])),
-        None => (s, None),
-    }
-}
-
-impl Node {
+impl Builder {
     /// Adds a rule. `templated` enables `%c`/`%u` levels (pattern rules only).
     pub(super) fn insert(&mut self, filter: &str, templated: bool, access: RuleAccess, id: RuleId) {
         let mut node = self;
         let mut levels = filter.split('/').peekable();
         while let Some(level) = levels.next() {
             if level == "#" {
-                node.hash
-                    .get_or_insert_with(Terminal::default)
-                    .add(access, id);
+                node.hash.add(access, id);
                 return;
             }
             node = if level == "+" {
@@ -167,7 +181,7 @@ impl Node {
                 let at = match node.templates.iter().position(|(t, _)| *t == template) {
                     Some(at) => at,
                     None => {
-                        node.templates.push((template, Node::default()));
+                        node.templates.push((template, Builder::default()));
                         node.templates.len() - 1
                     }
                 };
@@ -176,83 +190,459 @@ impl Node {
                 node.literal.entry(level.into()).or_default()
             };
             if levels.peek().is_none() {
-                node.terminal
-                    .get_or_insert_with(Terminal::default)
-                    .add(access, id);
+                node.terminal.add(access, id);
+            }
+        }
+    }
+}
+
+/// Index of a node in [`Trie::nodes`]; the root of a rule list.
+pub(super) type NodeId = u32;
+
+/// One place in a rule list. Plain indices into the [`Trie`]'s arrays: no allocation per node.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// Literal children: `edges[edges .. edges + edge_count]`.
+    edges: u32,
+    edge_count: u32,
+    /// With many children, an open-addressing table of edge indices
+    /// (`table[table .. table + table_mask + 1]`); `table_mask == 0` means scan the edges.
+    table: u32,
+    table_mask: u32,
+    /// Templated children: `templates[templates .. templates + template_count]`.
+    templates: u32,
+    template_count: u32,
+    /// The `+` child; 0 for none (node 0 is never a child).
+    plus: NodeId,
+    /// The deny Mosquitto would meet first among every rule at or below this node (in
+    /// [`Terminal::deny`]'s encoding); used when a deny template matches "anything" (see
+    /// [`Met::Anything`]).
+    subtree_deny: u32,
+    /// Rules whose filter ends exactly here.
+    terminal: Terminal,
+    /// Rules whose filter continues with `#` here: they match this level and everything below.
+    hash: Terminal,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    /// The level's first eight bytes, zero-padded: most levels are decided by this alone.
+    prefix: u64,
+    /// Where the level's text is in `keys`, and its length.
+    key: u32,
+    key_len: u32,
+    node: NodeId,
+}
+
+/// The first eight bytes of `text[..len]`, zero-padded, as one word. `text` may go on past
+/// the level (the rest of the topic): when eight bytes are there they are loaded at once and
+/// masked, with no copy loop or `memcpy` call.
+#[inline(always)]
+fn prefix_in(text: &[u8], len: usize) -> u64 {
+    if let Some(head) = text.first_chunk::<8>() {
+        let w = u64::from_le_bytes(*head);
+        if len >= 8 {
+            w
+        } else {
+            w & ((1u64 << (8 * len)) - 1)
+        }
+    } else {
+        let mut w = 0u64;
+        for (i, &b) in text.iter().take(len.min(8)).enumerate() {
+            w |= u64::from(b) << (8 * i);
+        }
+        w
+    }
+}
+
+/// The first level of `rest` (up to the first `/` or the end): its length and its
+/// [`prefix`] word. Eight bytes are looked at once (the "has a zero byte" test on the word
+/// XOR `/`), so a level of up to seven bytes costs a handful of instructions.
+#[inline(always)]
+fn next_level(rest: &[u8]) -> (usize, u64) {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const SLASHES: u64 = u64::from_le_bytes([b'/'; 8]);
+    if let Some(head) = rest.first_chunk::<8>() {
+        let w = u64::from_le_bytes(*head);
+        let x = w ^ SLASHES;
+        // The lowest flagged byte is exactly the first zero byte (borrows only go upwards).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            let len = (zero.trailing_zeros() / 8) as usize;
+            return (len, w & ((1u64 << (8 * len)) - 1));
+        }
+        let len = rest
+            .iter()
+            .skip(8)
+            .position(|&c| c == b'/')
+            .map_or(rest.len(), |at| at + 8);
+        return (len, w);
+    }
+    let len = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
+    (len, prefix_in(rest, len))
+}
+
+/// The first eight bytes of a level, zero-padded, as one word.
+#[inline(always)]
+fn prefix(level: &[u8]) -> u64 {
+    prefix_in(level, level.len())
+}
+
+/// Nodes up to this many literal children are scanned; wider ones get a hash table.
+const SCAN_LIMIT: usize = 8;
+const EMPTY_SLOT: u32 = u32::MAX;
+
+/// Every compiled rule list of a policy in shared arrays (per-user lists, the anonymous list,
+/// the patterns), each starting at its own root [`NodeId`]. Level texts are stored once per
+/// edge in `keys`.
+#[derive(Debug)]
+pub(super) struct Trie {
+    nodes: Vec<Node>,
+    edges: Vec<Edge>,
+    keys: Vec<u8>,
+    table: Vec<u32>,
+    templates: Vec<(Template, NodeId)>,
+}
+
+impl Default for Trie {
+    fn default() -> Self {
+        // Node 0 is a permanent empty node, so 0 can mean "no `+` child".
+        Trie {
+            nodes: vec![Node::EMPTY],
+            edges: Vec::new(),
+            keys: Vec::new(),
+            table: Vec::new(),
+            templates: Vec::new(),
+        }
+    }
+}
+
+impl Node {
+    const EMPTY: Node = Node {
+        edges: 0,
+        edge_count: 0,
+        table: 0,
+        table_mask: 0,
+        templates: 0,
+        template_count: 0,
+        plus: 0,
+        subtree_deny: NO_DENY,
+        terminal: Terminal::EMPTY,
+        hash: Terminal::EMPTY,
+    };
+}
+
+/// Hash of a topic level for the wide-node tables: FxHash-style over its [`prefix`] and, for
+/// longer levels, its following eight-byte words (the last one overlapping).
+#[inline]
+fn level_hash(level: &[u8], word: u64) -> u32 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = (word ^ level.len() as u64).wrapping_mul(K);
+    if level.len() > 8 {
+        let mut rest = &level[8..];
+        while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(K);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            if let Some(w) = level.last_chunk::<8>() {
+                h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(K);
+            }
+        }
+    }
+    (h >> 32) as u32
+}
+
+/// Splits off the first level of a topic: `("a", Some("b/c"))` for `a/b/c`.
+///
+/// A plain byte scan: topic levels are short, and `str::split_once` would go through the
+/// generic char searcher on this hot path.
+#[inline]
+fn split_level(s: &str) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == b'/') {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    }
+}
+
+fn index(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Trie {
+    /// Freezes a built rule list into the arrays; returns its root.
+    pub(super) fn add(&mut self, builder: Builder) -> NodeId {
+        self.freeze(builder)
+    }
+
+    /// Trims spare capacity once every rule list is in.
+    pub(super) fn shrink(&mut self) {
+        self.nodes.shrink_to_fit();
+        self.edges.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.table.shrink_to_fit();
+        self.templates.shrink_to_fit();
+    }
+
+    fn freeze(&mut self, b: Builder) -> NodeId {
+        let id = index(self.nodes.len());
+        self.nodes.push(Node::EMPTY);
+        let mut node = Node {
+            terminal: b.terminal,
+            hash: b.hash,
+            ..Node::EMPTY
+        };
+        let mut deny = b.terminal.deny.max(b.hash.deny);
+        // Literal children: a contiguous block of edges, reserved before the children add
+        // theirs.
+        let first = self.edges.len();
+        node.edges = index(first);
+        node.edge_count = index(b.literal.len());
+        let mut children: Vec<(Box<str>, Builder)> = b.literal.into_iter().collect();
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, _) in &children {
+            self.edges.push(Edge {
+                prefix: prefix(key.as_bytes()),
+                key: index(self.keys.len()),
+                key_len: index(key.len()),
+                node: 0,
+            });
+            self.keys.extend_from_slice(key.as_bytes());
+        }
+        for (at, (_, child)) in children.into_iter().enumerate() {
+            let c = self.freeze(child);
+            deny = deny.max(self.nodes[c as usize].subtree_deny);
+            self.edges[first + at].node = c;
+        }
+        self.index_edges(&mut node);
+        if let Some(plus) = b.plus {
+            let c = self.freeze(*plus);
+            deny = deny.max(self.nodes[c as usize].subtree_deny);
+            node.plus = c;
+        }
+        if !b.templates.is_empty() {
+            let count = b.templates.len();
+            let mut frozen = Vec::with_capacity(count);
+            for (template, child) in b.templates {
+                let c = self.freeze(child);
+                deny = deny.max(self.nodes[c as usize].subtree_deny);
+                frozen.push((template, c));
+            }
+            // After the children, which add their own templates.
+            let start = self.templates.len();
+            self.templates.extend(frozen);
+            node.templates = index(start);
+            node.template_count = index(count);
+        }
+        node.subtree_deny = deny;
+        self.nodes[id as usize] = node;
+        id
+    }
+
+    /// Gives a node with more than [`SCAN_LIMIT`] literal children its hash table.
+    fn index_edges(&mut self, node: &mut Node) {
+        let count = node.edge_count as usize;
+        if count <= SCAN_LIMIT {
+            return;
+        }
+        let first = node.edges as usize;
+        let size = (count * 2).next_power_of_two();
+        let start = self.table.len();
+        self.table.resize(start + size, EMPTY_SLOT);
+        let mask = size - 1;
+        for at in 0..count {
+            let e = self.edges[first + at];
+            let key = &self.keys[e.key as usize..(e.key + e.key_len) as usize];
+            let mut slot = level_hash(key, e.prefix) as usize & mask;
+            while self.table[start + slot] != EMPTY_SLOT {
+                slot = (slot + 1) & mask;
+            }
+            self.table[start + slot] = index(first + at);
+        }
+        node.table = index(start);
+        node.table_mask = index(mask);
+    }
+
+    /// Builds the node whose literal children are rule lists already added, keyed by name
+    /// (the per-user lists); look one up with [`Trie::literal`].
+    pub(super) fn add_named(&mut self, named: &[(&str, NodeId)]) -> NodeId {
+        let id = index(self.nodes.len());
+        let mut node = Node {
+            edges: index(self.edges.len()),
+            edge_count: index(named.len()),
+            ..Node::EMPTY
+        };
+        for &(name, root) in named {
+            self.edges.push(Edge {
+                prefix: prefix(name.as_bytes()),
+                key: index(self.keys.len()),
+                key_len: index(name.len()),
+                node: root,
+            });
+            self.keys.extend_from_slice(name.as_bytes());
+        }
+        self.index_edges(&mut node);
+        self.nodes.push(node);
+        id
+    }
+
+    #[inline]
+    fn key(&self, e: &Edge) -> &[u8] {
+        let start = e.key as usize;
+        self.keys
+            .get(start..start + e.key_len as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Whether `e` is the edge for `level` (whose [`prefix`] is `word`): the length and the
+    /// first eight bytes compared as integers, the text only beyond that.
+    #[inline(always)]
+    fn is_edge(&self, e: &Edge, level: &[u8], word: u64) -> bool {
+        e.prefix == word
+            && e.key_len as usize == level.len()
+            && (level.len() <= 8 || self.key(e).get(8..) == level.get(8..))
+    }
+
+    /// The literal child of `node` for `level`, whose [`prefix`] is `word`.
+    #[inline(always)]
+    fn child(&self, node: &Node, level: &[u8], word: u64) -> Option<NodeId> {
+        if node.edge_count == 0 {
+            return None;
+        }
+        let start = node.edges as usize;
+        let edges = self.edges.get(start..start + node.edge_count as usize)?;
+        if node.table_mask == 0 {
+            return edges
+                .iter()
+                .find(|e| self.is_edge(e, level, word))
+                .map(|e| e.node);
+        }
+        let mask = node.table_mask as usize;
+        let table = self
+            .table
+            .get(node.table as usize..node.table as usize + mask + 1)?;
+        let mut slot = level_hash(level, word) as usize & mask;
+        loop {
+            let at = *table.get(slot)?;
+            if at == EMPTY_SLOT {
+                return None;
+            }
+            let e = self.edges.get(at as usize)?;
+            if self.is_edge(e, level, word) {
+                return Some(e.node);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// The child of node `id` reached by the literal `level` (the users node: a user's root).
+    #[inline(always)]
+    pub(super) fn literal(&self, id: NodeId, level: &str) -> Option<NodeId> {
+        let level = level.as_bytes();
+        self.child(self.node(id), level, prefix(level))
+    }
+
+    #[inline]
+    fn node(&self, id: NodeId) -> &Node {
+        self.nodes.get(id as usize).unwrap_or(&Node::EMPTY)
+    }
+
+    fn templates_of(&self, node: &Node) -> &[(Template, NodeId)] {
+        let start = node.templates as usize;
+        self.templates
+            .get(start..start + node.template_count as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Collects every rule of the list at `root` matching `topic`. A topic starting with `$`
+    /// is matched only by rules whose first level is a literal starting with `$` (never `#` or
+    /// `+`); deny rules also by a first-level template whose substituted text starts with `$`
+    /// (Mosquitto 2.0 checks the `$` of the substituted pattern).
+    pub(super) fn match_topic(
+        &self,
+        root: NodeId,
+        topic: &str,
+        subst: &Subst<'_>,
+        hits: &mut Hits,
+    ) {
+        self.walk::<BOTH>(root, topic, topic.starts_with('$'), subst, hits);
+    }
+
+    /// Walks from `id` along the literal path iteratively; `+`, `#` and templates branch off
+    /// recursively.
+    fn walk<const WANT: Want>(
+        &self,
+        mut id: NodeId,
+        mut rest: &str,
+        mut dollar_root: bool,
+        s: &Subst<'_>,
+        hits: &mut Hits,
+    ) {
+        loop {
+            let node = self.node(id);
+            let (len, word) = next_level(rest.as_bytes());
+            let (level, tail) = match rest.get(..len) {
+                Some(level) if len < rest.len() => (level, rest.get(len + 1..)),
+                _ => (rest, None),
+            };
+            if !dollar_root {
+                hits.add::<WANT>(&node.hash);
+                if node.plus != 0 {
+                    self.descend::<WANT>(node.plus, tail, s, hits);
+                }
+            }
+            if node.template_count != 0 {
+                self.templates_at::<WANT>(node, rest, dollar_root, s, hits);
+            }
+            let Some(child) = self.child(node, level.as_bytes(), word) else {
+                return;
+            };
+            match tail {
+                Some(t) => {
+                    id = child;
+                    rest = t;
+                    dollar_root = false;
+                }
+                None => {
+                    let c = self.node(child);
+                    hits.add::<WANT>(&c.terminal);
+                    hits.add::<WANT>(&c.hash);
+                    return;
+                }
             }
         }
     }
 
-    /// Trims spare capacity once all rules are in, and records each node's subtree deny.
-    pub(super) fn finish(&mut self) {
-        self.literal.shrink_to_fit();
-        self.templates.shrink_to_fit();
-        let mut deny = max_opt(
-            self.terminal.and_then(|t| t.deny),
-            self.hash.and_then(|t| t.deny),
-        );
-        for child in self.literal.values_mut() {
-            child.finish();
-            deny = max_opt(deny, child.subtree_deny);
-        }
-        if let Some(child) = self.plus.as_mut() {
-            child.finish();
-            deny = max_opt(deny, child.subtree_deny);
-        }
-        for (_, child) in self.templates.iter_mut() {
-            child.finish();
-            deny = max_opt(deny, child.subtree_deny);
-        }
-        self.subtree_deny = deny;
-    }
-
-    /// Collects every rule matching `topic`. A topic starting with `$` is matched only by
-    /// rules whose first level is a literal starting with `$` (never `#` or `+`); deny rules
-    /// also by a first-level template whose substituted text starts with `$` (Mosquitto 2.0
-    /// checks the `$` of the substituted pattern).
-    pub(super) fn match_topic(&self, topic: &str, subst: &Subst<'_>, hits: &mut Hits) {
-        self.walk::<BOTH>(topic, topic.starts_with('$'), subst, hits);
-    }
-
-    fn walk<const WANT: Want>(
+    #[inline(never)]
+    fn templates_at<const WANT: Want>(
         &self,
+        node: &Node,
         rest: &str,
         dollar_root: bool,
         s: &Subst<'_>,
         hits: &mut Hits,
     ) {
-        let (level, tail) = split_level(rest);
-        if let Some(child) = self.literal.get(level) {
-            child.descend::<WANT>(tail, s, hits);
-        }
-        if !dollar_root {
-            hits.add::<WANT>(&self.hash);
-            if let Some(child) = self.plus.as_deref() {
-                child.descend::<WANT>(tail, s, hits);
-            }
-        }
-        if self.templates.is_empty() {
-            return;
-        }
         let denies = WANT != GRANT;
         let grants = WANT != DENY && !dollar_root;
-        for (template, child) in &self.templates {
+        for (template, child) in self.templates_of(node) {
             if denies && grants && s.same {
-                child.meet::<WANT>(template, rest, &s.deny, s, hits);
+                self.meet::<WANT>(*child, template, rest, &s.deny, s, hits);
                 continue;
             }
             if denies {
-                child.meet::<DENY>(template, rest, &s.deny, s, hits);
+                self.meet::<DENY>(*child, template, rest, &s.deny, s, hits);
             }
             if grants {
-                child.meet::<GRANT>(template, rest, &s.grant, s, hits);
+                self.meet::<GRANT>(*child, template, rest, &s.grant, s, hits);
             }
         }
     }
 
-    /// Goes on below `template` (self is its child) if it meets `rest` with `values`.
+    /// Goes on below `template` (`child` is its node) if it meets `rest` with `values`.
     fn meet<const WANT: Want>(
         &self,
+        child: NodeId,
         template: &Template,
         rest: &str,
         values: &Values<'_>,
@@ -261,21 +651,28 @@ impl Node {
     ) {
         match template.meet(rest, values) {
             Met::No => {}
-            Met::Rest(after) => self.descend::<WANT>(after, s, hits),
+            Met::Rest(after) => self.descend::<WANT>(child, after, s, hits),
             Met::Anything if WANT != GRANT => {
-                hits.0.deny = max_opt(hits.0.deny, self.subtree_deny);
+                hits.0.deny = hits.0.deny.max(self.node(child).subtree_deny);
             }
             Met::Anything => {}
         }
     }
 
-    fn descend<const WANT: Want>(&self, tail: Option<&str>, s: &Subst<'_>, hits: &mut Hits) {
+    fn descend<const WANT: Want>(
+        &self,
+        id: NodeId,
+        tail: Option<&str>,
+        s: &Subst<'_>,
+        hits: &mut Hits,
+    ) {
         match tail {
-            Some(rest) => self.walk::<WANT>(rest, false, s, hits),
+            Some(rest) => self.walk::<WANT>(id, rest, false, s, hits),
             None => {
                 // The topic ends here: exact matches, and `x/#` matching its parent `x`.
-                hits.add::<WANT>(&self.terminal);
-                hits.add::<WANT>(&self.hash);
+                let node = self.node(id);
+                hits.add::<WANT>(&node.terminal);
+                hits.add::<WANT>(&node.hash);
             }
         }
     }
@@ -283,23 +680,38 @@ impl Node {
     /// Subscription check for one rule list: a deny covering the whole filter decides deny;
     /// a read grant covering the whole filter decides allow; otherwise undecided. "Covering"
     /// is Mosquitto 2.1's `mosquitto_sub_matches_acl`: every topic the filter can match.
-    pub(super) fn match_filter(&self, filter: &str, s: &Subst<'_>) -> Option<Decision> {
+    pub(super) fn match_filter(
+        &self,
+        root: NodeId,
+        filter: &str,
+        s: &Subst<'_>,
+    ) -> Option<Decision> {
         let dollar = filter.starts_with('$');
         // Deny rules with the deny values (templates may reach a `$` filter), grants with the
         // grant values (never through a template at the first level of a `$` filter).
-        let deny = self.covering(filter, dollar, true, &s.deny, |t| t.deny, max_opt);
+        let deny = self.covering(root, filter, dollar, true, &s.deny, Terminal::deny, max_opt);
         if let Some(id) = deny {
             return Some(Decision::deny(Reason::Rule(id)));
         }
-        self.covering(filter, dollar, false, &s.grant, |t| t.read, min_opt)
-            .map(|id| Decision::allow(Reason::Rule(id)))
+        self.covering(
+            root,
+            filter,
+            dollar,
+            false,
+            &s.grant,
+            Terminal::read,
+            min_opt,
+        )
+        .map(|id| Decision::allow(Reason::Rule(id)))
     }
 
     /// The rule (as `pick` selects from a terminal, `best` between two) that matches every
     /// topic the filter can match. `dollar_root` at the root for `$` filters, as in
-    /// [`Node::match_topic`]; `dollar_templates`: templates may still match there.
+    /// [`Trie::match_topic`]; `dollar_templates`: templates may still match there.
+    #[allow(clippy::too_many_arguments)]
     fn covering(
         &self,
+        id: NodeId,
         filter: &str,
         dollar_root: bool,
         dollar_templates: bool,
@@ -307,44 +719,132 @@ impl Node {
         pick: fn(&Terminal) -> Option<RuleId>,
         best: fn(Option<RuleId>, Option<RuleId>) -> Option<RuleId>,
     ) -> Option<RuleId> {
+        let node = self.node(id);
         let (level, tail) = split_level(filter);
         let mut found = None;
         if !dollar_root {
-            found = self.hash.as_ref().and_then(pick);
+            found = pick(&node.hash);
         }
         if level == "#" {
             return found;
         }
-        let at_end = |child: &Node, tail: Option<&str>| match tail {
-            None => best(
-                child.terminal.as_ref().and_then(pick),
-                child.hash.as_ref().and_then(pick),
-            ),
-            Some(rest) => child.covering(rest, false, dollar_templates, values, pick, best),
+        let at_end = |child: NodeId, tail: Option<&str>| match tail {
+            None => {
+                let c = self.node(child);
+                best(pick(&c.terminal), pick(&c.hash))
+            }
+            Some(rest) => self.covering(child, rest, false, dollar_templates, values, pick, best),
         };
         if level != "+" {
-            if let Some(child) = self.literal.get(level) {
+            if let Some(child) = self.child(node, level.as_bytes(), prefix(level.as_bytes())) {
                 found = best(found, at_end(child, tail));
             }
             if !dollar_root || dollar_templates {
-                for (template, child) in &self.templates {
+                for (template, child) in self.templates_of(node) {
                     match template.meet(filter, values) {
                         Met::No => {}
-                        Met::Rest(after) => found = best(found, at_end(child, after)),
+                        Met::Rest(after) => found = best(found, at_end(*child, after)),
                         // Only deny values match "anything": the subtree's deny covers.
                         Met::Anything if dollar_templates => {
-                            found = best(found, child.subtree_deny)
+                            found = best(found, deny_id(self.node(*child).subtree_deny))
                         }
                         Met::Anything => {}
                     }
                 }
             }
         }
-        if !dollar_root {
-            if let Some(child) = self.plus.as_deref() {
-                found = best(found, at_end(child, tail));
-            }
+        if !dollar_root && node.plus != 0 {
+            found = best(found, at_end(node.plus, tail));
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{next_level, prefix, split_level};
+
+    /// The word-at-a-time level split against the plain one, `/` at every position.
+    #[test]
+    fn next_level_agrees_with_split_level() {
+        for len in 0..20 {
+            for slash in (0..len).map(Some).chain([None]) {
+                for second in [None, Some(3), Some(9)] {
+                    let mut t: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    if let Some(at) = slash {
+                        t[at] = b'/';
+                    }
+                    if let Some(at) = second.filter(|&at| at < len) {
+                        t[at] = b'/';
+                    }
+                    let t = String::from_utf8(t).expect("ascii");
+                    let (level, _) = split_level(&t);
+                    assert_eq!(
+                        next_level(t.as_bytes()),
+                        (level.len(), prefix(level.as_bytes())),
+                        "{t:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(next_level("é/x".as_bytes()).0, 2);
+        assert_eq!(next_level(b"//"), (0, 0));
+    }
+
+    use super::super::{Access, AclPolicy, Client};
+
+    /// Wide nodes (hashed children) and levels of every length around the eight-byte prefix:
+    /// each exact rule matches its own topic and no near miss.
+    #[test]
+    fn wide_nodes_and_long_levels() {
+        let names: Vec<String> = (0..40)
+            .map(|i| "abcdefghijklmnopqrstu"[..(i % 21)].to_string() + &i.to_string())
+            .chain((0..20).map(|n| "x".repeat(n)))
+            .collect();
+        let mut text = String::new();
+        for (u, user) in names.iter().enumerate() {
+            if user.is_empty() {
+                continue;
+            }
+            text.push_str(&format!("user {user}\n"));
+            for level in &names {
+                text.push_str(&format!("topic write a/{level}/{u}\n"));
+            }
+        }
+        let p = AclPolicy::parse(Path::new("t.acl"), text.as_bytes()).expect("parses");
+        for (u, user) in names.iter().enumerate() {
+            if user.is_empty() {
+                continue;
+            }
+            let c = Client {
+                id: Some("c"),
+                username: Some(user),
+            };
+            for level in &names {
+                let topic = format!("a/{level}/{u}");
+                assert!(
+                    p.check(&c, &topic, Access::Write, false).allowed,
+                    "{user} {topic}"
+                );
+                for miss in [format!("{level}y"), format!("y{level}")] {
+                    let topic = format!("a/{miss}/{u}");
+                    let allowed = names.contains(&miss);
+                    assert_eq!(
+                        p.check(&c, &topic, Access::Write, false).allowed,
+                        allowed,
+                        "{user} {topic}"
+                    );
+                }
+                assert!(
+                    !p.check(&c, &format!("a/{level}/{}", u + 1000), Access::Write, false)
+                        .allowed
+                );
+            }
+            assert!(p.has_user(user));
+        }
+        assert!(!p.has_user("abcdefghz"));
+        assert!(!p.has_user("nobody-at-all-here"));
     }
 }

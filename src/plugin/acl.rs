@@ -37,16 +37,25 @@ ffi_guarded! {
         let (Some(topic), Some(access)) = (unsafe { c_str(event.topic) }, access_from(event.access)) else {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
+        let policy = instance.policy.load();
         // SAFETY: event.client is the client this check is about.
-        let (id, username) = unsafe { instance.broker.client_identity(event.client) };
+        let username = unsafe { instance.broker.client_username(event.client) };
+        // The client id is read only when a rule can use it (`pattern` lines): a decision
+        // never depends on it otherwise. (The broker only accepts UTF-8 client ids.)
+        let id = match policy.acl.as_ref() {
+            // SAFETY: as above.
+            Some(acl) if acl.uses_client_id() => unsafe { instance.broker.client_id(event.client) },
+            _ => Ok(None),
+        };
         // A username or client id that is present but not UTF-8 matches no rule, and a
         // present username is never taken for an absent one (the anonymous rules).
         let (Ok(id), Ok(username)) = (id, username) else {
             METRICS.acl(access as usize, false);
-            let policy = instance.policy.load();
             instance.log_denial(&policy, || {
                 // SAFETY: event.client as above, still valid during this callback.
                 let address = unsafe { instance.broker.client_address(event.client) };
+                // SAFETY: as above.
+                let id = unsafe { instance.broker.client_id(event.client) };
                 Denial {
                     action: access.as_str(),
                     topic: Some(topic),
@@ -60,7 +69,6 @@ ffi_guarded! {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
         let client = Client { id, username };
-        let policy = instance.policy.load();
         match (policy.check(&client, topic, access), policy.acl.as_ref()) {
             (Some(decision), _) if decision.allowed => {
                 METRICS.acl(access as usize, true);
@@ -71,6 +79,8 @@ ffi_guarded! {
                 instance.log_denial(&policy, || {
                     // SAFETY: event.client as above, still valid during this callback.
                     let address = unsafe { instance.broker.client_address(event.client) };
+                    // SAFETY: as above.
+                    let id = id.or_else(|| unsafe { instance.broker.client_id(event.client) }.ok().flatten());
                     Denial {
                         action: access.as_str(),
                         topic: Some(topic),

@@ -137,6 +137,24 @@ impl Broker {
         (id, username)
     }
 
+    /// The client's username alone (see [`Broker::client_identity`]).
+    ///
+    /// # Safety
+    /// As for [`Broker::client_identity`].
+    pub(crate) unsafe fn client_username<'a>(&self, client: *const mosquitto) -> BrokerStr<'a> {
+        // SAFETY: as for client_identity.
+        unsafe { c_str_checked((self.client_username)(client)) }
+    }
+
+    /// The client's id alone (see [`Broker::client_identity`]).
+    ///
+    /// # Safety
+    /// As for [`Broker::client_identity`].
+    pub(crate) unsafe fn client_id<'a>(&self, client: *const mosquitto) -> BrokerStr<'a> {
+        // SAFETY: as for client_identity.
+        unsafe { c_str_checked((self.client_id)(client)) }
+    }
+
     /// The client's address as the broker has it (for throttling and the log); `""` if none.
     ///
     /// # Safety

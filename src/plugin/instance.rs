@@ -259,6 +259,7 @@ impl Instance {
         self.log_warnings(&policy);
         self.denials.set_rate(policy.config.log.denials_per_second);
         self.policy.store(Arc::new(policy));
+        release_freed_memory();
     }
 
     /// What a reload callback must return: DEFER on 2.0 so other plugins' reload callbacks
@@ -304,5 +305,16 @@ impl Instance {
     pub(crate) unsafe fn from_userdata<'a>(userdata: *mut c_void) -> Option<&'a Instance> {
         // SAFETY: per the function contract; the broker passes it back unchanged.
         unsafe { (userdata as *const Instance).as_ref() }
+    }
+}
+
+/// Gives the memory a load freed (the parser's temporary rule records, the previous policy
+/// once its last reader is done) back to the system, so it does not stay in the broker's RSS.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system; it takes no pointer and
+    // is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -151,6 +151,7 @@ ffi_guarded! {
             }
         };
         broker.log(sys::MOSQ_LOG_INFO, &format!("loaded: {}", policy.summary(&options)));
+        instance::release_freed_memory();
         // SAFETY: identifier is the broker's, valid for the plugin's lifetime.
         unsafe { broker.set_info(identifier) };
         let mut instance = Box::new(Instance::new(broker, identifier, options, policy));

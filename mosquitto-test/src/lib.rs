@@ -20,6 +20,7 @@
 pub mod broker;
 pub mod client;
 pub mod passwd;
+pub mod pki;
 pub mod scenario;
 
 pub use broker::{

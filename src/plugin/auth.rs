@@ -265,6 +265,7 @@ fn delay(
 ) -> Result<(), Refusal> {
     let cancelled = Arc::new(AtomicBool::new(false));
     let cache = Arc::clone(&instance.cache);
+    let throttle = Arc::clone(&instance.throttle);
     let job = Job::new(
         ticket,
         client_id.to_string(),
@@ -272,6 +273,18 @@ fn delay(
         Arc::clone(&cancelled),
         Box::new(move || {
             let outcome = pending.verify(&cache, &attempt.username, &attempt.password);
+            // Counted here, as soon as it is known, not when TICK hands it back: a flood
+            // must meet the backoff after the configured number of hashes, however busy the
+            // broker's thread is. (TICK does not count it again.)
+            let (user, address) = (attempt.username.as_bytes(), attempt.address.as_str());
+            match outcome {
+                AuthOutcome::Allow => throttle.succeeded(user, address),
+                AuthOutcome::Deny(_) => {
+                    let settings = attempt.policy.config.auth.throttle();
+                    throttle.failed(&settings, user, address, Instant::now());
+                }
+                AuthOutcome::Defer => {}
+            }
             Verified { outcome, attempt }
         }),
     );
@@ -349,7 +362,8 @@ fn complete(
         address: &attempt.address,
     };
     if Arc::ptr_eq(&attempt.policy, &current) {
-        let code = answer(instance, &current, &who, outcome, true);
+        // Already counted for throttling by the worker.
+        let code = answer(instance, &current, &who, outcome, false);
         instance.broker.complete_basic_auth(client_id, code);
         return;
     }
@@ -374,7 +388,7 @@ fn complete(
     );
     match step {
         AuthStep::Done(outcome) => {
-            let code = answer(instance, &current, &who, outcome, true);
+            let code = answer(instance, &current, &who, outcome, false);
             instance.broker.complete_basic_auth(client_id, code);
         }
         AuthStep::Verify(pending) => {

@@ -51,7 +51,7 @@ pub(crate) struct Instance {
     /// Slow-hash workers, on brokers that can answer basic auth later (2.1) only.
     pub(crate) pool: Option<VerifyPool<Verified>>,
     /// Failed-login counters.
-    pub(crate) throttle: Throttle,
+    pub(crate) throttle: Arc<Throttle>,
     /// File watching and the metrics textfile; `None` if its thread could not start.
     housekeeping: Option<Housekeeping>,
     /// When this instance last published its `$SYS` counters.
@@ -78,7 +78,7 @@ impl Instance {
             denials,
             cache: Arc::new(CredentialCache::new()),
             pool: None,
-            throttle: Throttle::new(),
+            throttle: Arc::new(Throttle::new()),
             housekeeping: None,
             last_sys_publish: std::sync::Mutex::new(None),
             main_thread: std::thread::current().id(),

@@ -67,23 +67,6 @@ impl Pki {
     /// the serial as openssl prints it.
     pub fn issue(&self, name: &str, subject: &str, san: Option<&str>) -> String {
         let d = self.dir.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                subject,
-            ],
-        );
         let ext = format!("{name}.ext");
         std::fs::write(
             d.join(&ext),
@@ -91,26 +74,7 @@ impl Pki {
                 .unwrap_or_default(),
         )
         .expect("write ext");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &format!("{name}.crt"),
-            ],
-        );
+        self.request_and_sign(name, &["-subj", subject], &["-extfile", &ext]);
         let out = Command::new("openssl")
             .args(["x509", "-noout", "-serial", "-in", &format!("{name}.crt")])
             .current_dir(d)
@@ -125,44 +89,51 @@ impl Pki {
     /// Issues `name.crt`/`name.key` from an openssl `req` config (for subjects `-subj` cannot
     /// express, such as a T61String CN), signed by the CA.
     pub fn issue_with_config(&self, name: &str, config: &[u8]) {
-        let d = self.dir.path();
-        std::fs::write(d.join(format!("{name}.cnf")), config).expect("write cnf");
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-config",
-                &format!("{name}.cnf"),
-            ],
+        let cnf = format!("{name}.cnf");
+        std::fs::write(self.dir.path().join(&cnf), config).expect("write cnf");
+        self.request_and_sign(name, &["-config", &cnf], &[]);
+    }
+
+    /// A new P-256 key and a request for it (`subject` options), signed by the CA (`sign`
+    /// options added to `openssl x509 -req`).
+    fn request_and_sign(&self, name: &str, subject: &[&str], sign: &[&str]) {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
         );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &format!("{name}.crt"),
-            ],
-        );
+        let mut req = vec![
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ];
+        req.extend_from_slice(subject);
+        openssl(self.dir.path(), &req);
+        let mut x509 = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &crt,
+        ];
+        x509.extend_from_slice(sign);
+        openssl(self.dir.path(), &x509);
     }
 
     /// A file of the PKI (`ca.crt`, `NAME.crt`, `NAME.key`).

@@ -398,13 +398,18 @@ impl Policy {
         files
     }
 
-    /// The policy's size, for the metrics.
-    pub(crate) fn size(&self) -> crate::metrics::PolicySize {
-        crate::metrics::PolicySize {
-            password_users: self.passwd.as_ref().map_or(0, |db| db.len() as u64),
-            acl_users: self.acl.as_ref().map_or(0, |a| a.user_count() as u64),
-            topic_rules: self.acl.as_ref().map_or(0, |a| a.topic_rule_count() as u64),
-            patterns: self.acl.as_ref().map_or(0, |a| a.pattern_count() as u64),
+    /// The gauges of the metrics: this policy's size, and the verifications `(queued,
+    /// running)` now.
+    pub(crate) fn gauges(&self, (queued, running): (usize, usize)) -> crate::metrics::Gauges {
+        crate::metrics::Gauges {
+            queued: queued as u64,
+            running: running as u64,
+            policy: crate::metrics::PolicySize {
+                password_users: self.passwd.as_ref().map_or(0, |db| db.len() as u64),
+                acl_users: self.acl.as_ref().map_or(0, |a| a.user_count() as u64),
+                topic_rules: self.acl.as_ref().map_or(0, |a| a.topic_rule_count() as u64),
+                patterns: self.acl.as_ref().map_or(0, |a| a.pattern_count() as u64),
+            },
         }
     }
 

@@ -123,6 +123,14 @@ struct Shared<R> {
     done: Mutex<Vec<Done<R>>>,
 }
 
+impl<R> Shared<R> {
+    /// Jobs queued and running now.
+    fn load(&self) -> (usize, usize) {
+        let state = lock(&self.state);
+        (state.queue.len(), state.running)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves consistent data (counters and queues).
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -211,17 +219,13 @@ impl<R: Send + 'static> VerifyPool<R> {
 
     /// Jobs queued and running now.
     pub fn load(&self) -> (usize, usize) {
-        let state = lock(&self.shared.state);
-        (state.queue.len(), state.running)
+        self.shared.load()
     }
 
     /// A reader of [`VerifyPool::load`] that another thread can keep (it holds no thread).
     pub fn load_probe(&self) -> Arc<dyn Fn() -> (usize, usize) + Send + Sync> {
         let shared = Arc::clone(&self.shared);
-        Arc::new(move || {
-            let state = lock(&shared.state);
-            (state.queue.len(), state.running)
-        })
+        Arc::new(move || shared.load())
     }
 }
 

@@ -9,6 +9,7 @@ use super::sys;
 use crate::acl::{Access, Client};
 use crate::denial::Denial;
 use crate::metrics::METRICS;
+use crate::policy::Policy;
 
 fn access_from(value: c_int) -> Option<Access> {
     match value as u32 {
@@ -18,6 +19,37 @@ fn access_from(value: c_int) -> Option<Access> {
         sys::MOSQ_ACL_UNSUBSCRIBE => Some(Access::Unsubscribe),
         _ => None,
     }
+}
+
+/// Logs a denied check within the log budget; the client's address and id are read, and the
+/// reason made, only when the line is written.
+///
+/// # Safety
+/// `client` must be the client of the current ACL check.
+unsafe fn log_denied(
+    instance: &Instance,
+    policy: &Policy,
+    client: *const sys::mosquitto,
+    access: Access,
+    topic: &str,
+    username: Option<&str>,
+    reason: impl FnOnce() -> String,
+) {
+    instance.log_denial(policy, || {
+        // SAFETY: per the function contract, valid during this callback.
+        let address = unsafe { instance.broker.client_address(client) };
+        // SAFETY: as above.
+        let id = unsafe { instance.broker.client_id(client) };
+        Denial {
+            action: access.as_str(),
+            topic: Some(topic),
+            address: Some(address),
+            client_id: id.ok().flatten(),
+            username,
+            reason: &reason(),
+        }
+        .to_string()
+    });
 }
 
 ffi_guarded! {
@@ -51,21 +83,12 @@ ffi_guarded! {
         // present username is never taken for an absent one (the anonymous rules).
         let (Ok(id), Ok(username)) = (id, username) else {
             METRICS.acl(access as usize, false);
-            instance.log_denial(&policy, || {
-                // SAFETY: event.client as above, still valid during this callback.
-                let address = unsafe { instance.broker.client_address(event.client) };
-                // SAFETY: as above.
-                let id = unsafe { instance.broker.client_id(event.client) };
-                Denial {
-                    action: access.as_str(),
-                    topic: Some(topic),
-                    address: Some(address),
-                    client_id: id.ok().flatten(),
-                    username: username.ok().flatten(),
-                    reason: "the client's id or username is not UTF-8",
-                }
-                .to_string()
-            });
+            // SAFETY: event.client is the client of this check.
+            unsafe {
+                log_denied(instance, &policy, event.client, access, topic, username.ok().flatten(), || {
+                    "the client's id or username is not UTF-8".to_string()
+                })
+            };
             return sys::MOSQ_ERR_ACL_DENIED;
         };
         let client = Client { id, username };
@@ -76,21 +99,12 @@ ffi_guarded! {
             }
             (Some(decision), Some(acl)) => {
                 METRICS.acl(access as usize, false);
-                instance.log_denial(&policy, || {
-                    // SAFETY: event.client as above, still valid during this callback.
-                    let address = unsafe { instance.broker.client_address(event.client) };
-                    // SAFETY: as above.
-                    let id = id.or_else(|| unsafe { instance.broker.client_id(event.client) }.ok().flatten());
-                    Denial {
-                        action: access.as_str(),
-                        topic: Some(topic),
-                        address: Some(address),
-                        client_id: id,
-                        username,
-                        reason: &acl.describe(decision.reason),
-                    }
-                    .to_string()
-                });
+                // SAFETY: event.client is the client of this check.
+                unsafe {
+                    log_denied(instance, &policy, event.client, access, topic, username, || {
+                        acl.describe(decision.reason)
+                    })
+                };
                 sys::MOSQ_ERR_ACL_DENIED
             }
             _ => {

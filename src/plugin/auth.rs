@@ -18,6 +18,7 @@ use crate::identity::IdentityError;
 use crate::metrics::{LoginDenied, METRICS};
 use crate::policy::{AuthFailure, AuthOutcome, AuthStep, CertificateLogin, PendingVerify, Policy};
 use crate::pool::{new_ticket, Job, Parked, Refusal, Ticket};
+use crate::throttle::Throttle;
 
 /// Mosquitto 2.1's MOSQ_ERR_AUTH_DELAYED (absent from 2.0's headers).
 const MOSQ_ERR_AUTH_DELAYED: c_int = -5;
@@ -80,7 +81,28 @@ fn failure_kind(why: AuthFailure) -> LoginDenied {
     }
 }
 
-/// The broker code for an outcome; counts failures and successes for throttling.
+/// Feeds a hashed login's outcome to the throttle: a failure counts towards the backoff, a
+/// success clears that username's failures from that address.
+fn count_for_throttle(
+    throttle: &Throttle,
+    policy: &Policy,
+    username: &str,
+    address: &str,
+    outcome: AuthOutcome,
+) {
+    match outcome {
+        AuthOutcome::Allow => throttle.succeeded(username.as_bytes(), address),
+        AuthOutcome::Deny(_) => throttle.failed(
+            &policy.config.auth.throttle(),
+            username.as_bytes(),
+            address,
+            Instant::now(),
+        ),
+        AuthOutcome::Defer => {}
+    }
+}
+
+/// The broker code for an outcome; with `count`, the outcome is fed to the throttle too.
 fn answer(
     instance: &Instance,
     policy: &Policy,
@@ -88,26 +110,22 @@ fn answer(
     outcome: AuthOutcome,
     count: bool,
 ) -> c_int {
+    if count {
+        count_for_throttle(
+            &instance.throttle,
+            policy,
+            who.username,
+            who.address,
+            outcome,
+        );
+    }
     match outcome {
         AuthOutcome::Allow => {
-            if count {
-                instance
-                    .throttle
-                    .succeeded(who.username.as_bytes(), who.address);
-            }
             METRICS.logins_allowed.fetch_add(1, Ordering::Relaxed);
             sys::MOSQ_ERR_SUCCESS
         }
         AuthOutcome::Defer => sys::MOSQ_ERR_PLUGIN_DEFER,
         AuthOutcome::Deny(why) => {
-            if count {
-                instance.throttle.failed(
-                    &policy.config.auth.throttle(),
-                    who.username.as_bytes(),
-                    who.address,
-                    Instant::now(),
-                );
-            }
             log_refusal(instance, policy, who, failure_kind(why), why.as_str());
             sys::MOSQ_ERR_AUTH
         }
@@ -130,8 +148,9 @@ ffi_guarded! {
         };
         // Only the broker's main thread may be answered later (2.1's HTTP API calls basic auth
         // from its own thread); the re-authentication of a reload must be answered now.
-        let may_delay = instance.on_main_thread() && !instance.revalidating();
-        let revalidating = instance.on_main_thread() && instance.revalidating();
+        let on_main_thread = instance.on_main_thread();
+        let revalidating = on_main_thread && instance.revalidating();
+        let may_delay = on_main_thread && !revalidating;
         // SAFETY: event.client is the client being authenticated.
         let (client_id, _) = unsafe { instance.broker.client_identity(event.client) };
         let Ok(client_id) = client_id else {
@@ -276,15 +295,13 @@ fn delay(
             // Counted here, as soon as it is known, not when TICK hands it back: a flood
             // must meet the backoff after the configured number of hashes, however busy the
             // broker's thread is. (TICK does not count it again.)
-            let (user, address) = (attempt.username.as_bytes(), attempt.address.as_str());
-            match outcome {
-                AuthOutcome::Allow => throttle.succeeded(user, address),
-                AuthOutcome::Deny(_) => {
-                    let settings = attempt.policy.config.auth.throttle();
-                    throttle.failed(&settings, user, address, Instant::now());
-                }
-                AuthOutcome::Defer => {}
-            }
+            count_for_throttle(
+                &throttle,
+                &attempt.policy,
+                &attempt.username,
+                &attempt.address,
+                outcome,
+            );
             Verified { outcome, attempt }
         }),
     );
@@ -338,22 +355,20 @@ fn complete(
     result: Option<Verified>,
 ) {
     let current = instance.policy.load_full();
-    let Some(Verified { outcome, attempt }) = result else {
+    // Refuses the parked client for a reason that is not its password.
+    let refuse = |username: &str, address: &str, why: &str| {
         let who = Who {
             client_id: Some(client_id),
-            username: "",
-            address: "",
+            username,
+            address,
         };
-        log_refusal(
-            instance,
-            &current,
-            &who,
-            LoginDenied::Busy,
-            "verification expired or failed",
-        );
+        log_refusal(instance, &current, &who, LoginDenied::Busy, why);
         instance
             .broker
             .complete_basic_auth(client_id, sys::MOSQ_ERR_AUTH);
+    };
+    let Some(Verified { outcome, attempt }) = result else {
+        refuse("", "", "verification expired or failed");
         return;
     };
     let who = Who {
@@ -369,51 +384,30 @@ fn complete(
     }
     // The policy changed while the hash was verified: judge the attempt again.
     if attempt.certificate {
-        log_refusal(
-            instance,
-            &current,
-            &who,
-            LoginDenied::Busy,
+        refuse(
+            who.username,
+            who.address,
             "policy reloaded during verification; refused, the client may retry",
         );
-        instance
-            .broker
-            .complete_basic_auth(client_id, sys::MOSQ_ERR_AUTH);
         return;
     }
-    let step = current.begin_auth(
+    match current.begin_auth(
         &instance.cache,
         Some(&attempt.username),
         Some(&attempt.password),
-    );
-    match step {
+    ) {
         AuthStep::Done(outcome) => {
             let code = answer(instance, &current, &who, outcome, false);
             instance.broker.complete_basic_auth(client_id, code);
         }
         AuthStep::Verify(pending) => {
+            let (username, address) = (attempt.username.clone(), attempt.address.clone());
             let attempt = Attempt {
                 policy: Arc::clone(&current),
                 ..attempt
             };
-            let address = attempt.address.clone();
-            let username = attempt.username.clone();
             if let Err(refusal) = delay(instance, pool, client_id, ticket, pending, attempt) {
-                let who = Who {
-                    client_id: Some(client_id),
-                    username: &username,
-                    address: &address,
-                };
-                log_refusal(
-                    instance,
-                    &current,
-                    &who,
-                    LoginDenied::Busy,
-                    busy_reason(refusal),
-                );
-                instance
-                    .broker
-                    .complete_basic_auth(client_id, sys::MOSQ_ERR_AUTH);
+                refuse(&username, &address, busy_reason(refusal));
             }
         }
     }

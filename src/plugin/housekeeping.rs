@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::metrics::{Gauges, METRICS};
+use crate::metrics::METRICS;
 use crate::policy::{Options, Policy};
 use crate::watch::Watcher;
 
@@ -95,12 +95,7 @@ fn run(shared: &Shared, stop: &(Mutex<bool>, Condvar)) {
             });
             if last_textfile.is_none_or(|t| now.duration_since(t) >= every) {
                 last_textfile = Some(now);
-                let (queued, running) = (shared.load)();
-                let gauges = Gauges {
-                    queued: queued as u64,
-                    running: running as u64,
-                    policy: policy.size(),
-                };
+                let gauges = policy.gauges((shared.load)());
                 // A failed write is retried at the next interval; there is no log from this
                 // thread (the broker's log may only be written from its own thread).
                 let _ = write_atomically(path, METRICS.prometheus(&gauges).as_bytes());

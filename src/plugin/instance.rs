@@ -16,7 +16,7 @@ use super::housekeeping::{Housekeeping, Shared};
 use super::sys::{self, mosquitto_plugin_id_t};
 use crate::cache::CredentialCache;
 use crate::config::LogLevel;
-use crate::metrics::{Gauges, METRICS};
+use crate::metrics::METRICS;
 use crate::policy::{Needs, Options, Policy};
 use crate::pool::{PoolLimits, VerifyPool};
 use crate::ratelimit::{Permit, RateLimiter};
@@ -177,12 +177,7 @@ impl Instance {
             }
             *last = Some(now);
         }
-        let (queued, running) = self.pool.as_ref().map_or((0, 0), |p| p.load());
-        let gauges = Gauges {
-            queued: queued as u64,
-            running: running as u64,
-            policy: policy.size(),
-        };
+        let gauges = policy.gauges(self.pool.as_ref().map_or((0, 0), |p| p.load()));
         for (topic, value) in METRICS.sys_topics(&gauges) {
             self.broker.publish_retained(
                 &format!("$SYS/broker/mqttguard/{topic}"),

@@ -38,17 +38,9 @@ passed=0
 ok() { passed=$((passed + 1)); echo "  ok: $*"; }
 
 # --- what this needs -------------------------------------------------------------------------
-packages=(podman buildah runc debootstrap mosquitto-clients openssl python3-venv)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "mqttguard: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/packages.sh
+source scripts/packages.sh
+ensure_debian_packages podman buildah runc debootstrap mosquitto-clients openssl python3-venv
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi

@@ -3,18 +3,10 @@
 # Idempotent: skips apt when everything is already there.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libclang-dev clang
-          pkg-config libssl-dev openssl ca-certificates debootstrap curl fail2ban)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "mqttguard: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
+ensure_debian_packages mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libclang-dev \
+  clang pkg-config libssl-dev openssl ca-certificates debootstrap curl fail2ban
 # The metrics test reads the Prometheus textfile with the official client's parser.
 if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
   echo "mqttguard: installing the Python package prometheus-client"

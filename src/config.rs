@@ -169,13 +169,31 @@ pub enum LogLevel {
 }
 
 /// `[acl]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AclConfig {
     /// Refuse a SUBSCRIBE whose filter can match no topic the client may read. Mosquitto
     /// allows every subscription and filters at delivery; default false, like Mosquitto.
     #[serde(default)]
     pub check_subscribe: bool,
+    /// Remember recent READ/WRITE decisions (a fixed table of 1,024 per plugin instance,
+    /// forgotten on every reload): a repeated question is answered without walking the rules.
+    /// Default true; false decides every check from the rules.
+    #[serde(default = "yes")]
+    pub memo_decisions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for AclConfig {
+    fn default() -> Self {
+        AclConfig {
+            check_subscribe: false,
+            memo_decisions: true,
+        }
+    }
 }
 
 impl Config {

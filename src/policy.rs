@@ -581,16 +581,26 @@ impl Policy {
         topic: &str,
         access: acl::Access,
     ) -> Option<Decision> {
+        self.decide(client, acl::Topic::new(topic), access)
+    }
+
+    /// [`Policy::check`] of a topic already scanned (the broker's hot path).
+    #[inline]
+    pub fn decide(
+        &self,
+        client: &acl::Client<'_>,
+        topic: acl::Topic<'_>,
+        access: acl::Access,
+    ) -> Option<Decision> {
         let acl = self.acl.as_ref()?;
         if let Some(name) = client.username {
             // A superuser may do everything with a topic, but only with a topic: what is not
             // a topic name (empty, or with `+`/`#` for READ/WRITE) is decided by the ACL,
             // which denies it.
-            // (Checked only for a superuser: `AclPolicy::check` validates the topic itself.)
             let superuser = || self.superusers().iter().any(|s| s == name);
             let valid = || match access {
-                acl::Access::Read | acl::Access::Write => crate::topic::is_topic_name(topic),
-                _ => !topic.is_empty(),
+                acl::Access::Read | acl::Access::Write => topic.is_name(),
+                _ => !topic.as_str().is_empty(),
             };
             if access != acl::Access::Unsubscribe && superuser() && valid() {
                 return Some(Decision {
@@ -599,6 +609,6 @@ impl Policy {
                 });
             }
         }
-        Some(acl.check(client, topic, access, self.config.acl.check_subscribe))
+        Some(acl.decide(client, topic, access, self.config.acl.check_subscribe))
     }
 }

@@ -62,14 +62,25 @@ pub fn check_filter(filter: &str) -> Result<(), FilterError> {
 /// Whether `topic` can be a topic name (what a PUBLISH carries and a READ/WRITE check is
 /// about): not empty, and no `+` or `#` (Mosquitto never matches such a topic). The broker
 /// never passes one; the ACL check refuses it anyway.
-///
-/// One pass, eight bytes at a time (SWAR), so it stays cheap on the ACL hot path.
 pub fn is_topic_name(topic: &str) -> bool {
-    !topic.is_empty() && !has_wildcard(topic.as_bytes())
+    scan(topic.as_bytes()).name
 }
 
-/// Whether `bytes` contains `+` or `#`.
-fn has_wildcard(bytes: &[u8]) -> bool {
+/// What one pass over a topic's bytes found (see [`scan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan {
+    /// Every byte is ASCII (so the bytes are UTF-8 without further checking).
+    pub ascii: bool,
+    /// The bytes are a topic name as [`is_topic_name`] says: not empty, no `+` or `#`.
+    pub name: bool,
+}
+
+/// Looks at a topic's bytes once, eight at a time (SWAR), for both facts the ACL hot path
+/// needs: whether they are ASCII and whether they are a topic name. (`+` and `#` are ASCII, so
+/// they never occur inside a multi-byte UTF-8 sequence: the answer about them holds for any
+/// UTF-8 text.)
+#[inline]
+pub fn scan(bytes: &[u8]) -> Scan {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const PLUS: u64 = u64::from_ne_bytes([b'+'; 8]);
@@ -77,25 +88,57 @@ fn has_wildcard(bytes: &[u8]) -> bool {
     // A byte of `x` is zero => the "has zero byte" test sets its high bit (it may also flag
     // a 0x01 byte above a zero byte, but only when some byte really is zero). Both tests are
     // or-ed without branching; one test per word.
-    let flags = |w: u64| {
+    let wild = |w: u64| {
         let (p, h) = (w ^ PLUS, w ^ HASH);
         (p.wrapping_sub(ONES) & !p | h.wrapping_sub(ONES) & !h) & HIGHS
     };
+    let (mut wilds, mut highs) = (0u64, 0u64);
     if bytes.len() < 8 {
-        return bytes.iter().any(|&b| b == b'+' || b == b'#');
+        for &b in bytes {
+            wilds |= u64::from(b == b'+' || b == b'#');
+            highs |= u64::from(b);
+        }
+        return Scan {
+            ascii: highs & 0x80 == 0,
+            name: !bytes.is_empty() && wilds == 0,
+        };
     }
     let mut rest = bytes;
     while let Some((word, tail)) = rest.split_first_chunk::<8>() {
-        if flags(u64::from_ne_bytes(*word)) != 0 {
-            return true;
-        }
+        let w = u64::from_ne_bytes(*word);
+        wilds |= wild(w);
+        highs |= w;
         rest = tail;
     }
-    // The last bytes: the final eight, overlapping what was already checked.
-    !rest.is_empty()
-        && bytes
-            .last_chunk::<8>()
-            .is_some_and(|word| flags(u64::from_ne_bytes(*word)) != 0)
+    // The last bytes: the final eight, overlapping what was already looked at.
+    if !rest.is_empty() {
+        if let Some(word) = bytes.last_chunk::<8>() {
+            let w = u64::from_ne_bytes(*word);
+            wilds |= wild(w);
+            highs |= w;
+        }
+    }
+    Scan {
+        ascii: highs & HIGHS == 0,
+        name: wilds == 0,
+    }
+}
+
+/// Up to seven bytes as one little-endian word, zero-padded: two overlapping four-byte reads,
+/// or three single bytes, instead of a loop.
+#[inline(always)]
+pub(crate) fn short_word(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 4 {
+        let lo = b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        let hi = b.last_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
+        u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
+    } else if n > 0 {
+        let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0)) << (8 * i);
+        at(0) | at(n / 2) | at(n - 1)
+    } else {
+        0
+    }
 }
 
 /// Whether `filter` matches `topic` under MQTT rules (as `mosquitto_topic_matches_sub`):
@@ -203,6 +246,30 @@ mod tests {
         }
         // Bytes next to '+' (0x2b) and '#' (0x23), and 0x01/0x00 neighbours.
         assert!(is_topic_name("\x22\x24\x2a\x2c\x01\x01\x01\x01\x01"));
+    }
+
+    /// `scan` against the plain definitions, a non-ASCII or wildcard byte at every position.
+    #[test]
+    fn scan_agrees_with_the_plain_checks() {
+        for len in 0..26 {
+            for at in (0..len).map(Some).chain([None]) {
+                for c in ["+", "#", "é", "\u{7f}", "\0", "/", "x"] {
+                    let mut t = "a".repeat(len);
+                    if let Some(at) = at {
+                        t.replace_range(at..at + 1, c);
+                    }
+                    let plain_name = !t.is_empty() && !t.contains(['+', '#']);
+                    assert_eq!(
+                        scan(t.as_bytes()),
+                        Scan {
+                            ascii: t.is_ascii(),
+                            name: plain_name
+                        },
+                        "{t:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -447,3 +447,89 @@ fn denied_publish_is_logged_with_the_deciding_rule() {
     }
     assert!(!b.log().contains("pa\""), "the password never appears");
 }
+
+/// The memo of allowed questions (`[acl] memo_decisions`, on by default) answers only the very
+/// question it remembers: an allow remembered for one user is not lent to another user, nor,
+/// under a `%c` pattern, to another client id of the same user; and a reload forgets it at
+/// once. Each allowed question is asked several times first, so it is remembered.
+#[test]
+fn remembered_allows_are_not_lent_to_other_clients() {
+    let pw = passwd_file(&[
+        ("alice", "pa", Pbkdf2),
+        ("bob", "pb", Pbkdf2),
+        ("spy", "ps", Pbkdf2),
+    ]);
+    let mut b = BrokerConfig::new(Mode::Plugin)
+        .password_file(pw)
+        .acl_file(
+            "user alice\ntopic write shared/x\nuser spy\ntopic read #\npattern write dev/%c/+\n",
+        )
+        .start();
+    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
+    spy.subscribe("#", 0);
+    let mut alice = connect(&b, ConnectOpts::v311("c1").login("alice", "pa"));
+    for _ in 0..3 {
+        alice.publish("shared/x", b"alice", 0, false);
+        alice.publish("dev/c1/t", b"c1", 0, false);
+    }
+    alice.sync();
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(
+        got,
+        ["shared/x=alice", "dev/c1/t=c1"].repeat(3),
+        "log:\n{}",
+        b.log()
+    );
+
+    // Another user, the same topics (bob's own pattern grants dev/c2/+ only).
+    let mut bob = connect(&b, ConnectOpts::v311("c2").login("bob", "pb"));
+    bob.publish("shared/x", b"bob", 0, false);
+    bob.publish("dev/c1/t", b"bob", 0, false);
+    bob.publish("dev/c2/t", b"bob-own", 0, false);
+    bob.sync();
+    // The same user from another client id: `dev/c1/t` belongs to c1 alone.
+    let mut alice2 = connect(&b, ConnectOpts::v311("c3").login("alice", "pa"));
+    alice2.publish("dev/c1/t", b"c3", 0, false);
+    alice2.publish("shared/x", b"alice-c3", 0, false);
+    alice2.sync();
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(
+        got,
+        ["dev/c2/t=bob-own", "shared/x=alice-c3"],
+        "log:\n{}",
+        b.log()
+    );
+
+    // A reload that takes alice's grant away: the remembered allow is not used.
+    b.write_acl("user alice\nuser spy\ntopic read #\npattern write dev/%c/+\n");
+    b.reload();
+    alice.publish("shared/x", b"after-reload", 0, false);
+    alice.publish("dev/c1/t", b"still-c1", 0, false);
+    alice.sync();
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(got, ["dev/c1/t=still-c1"], "log:\n{}", b.log());
+
+    // Without `pattern` lines the client id is no part of the question (the memo's shorter
+    // path): still another user's allow is never lent.
+    let pw = passwd_file(&[
+        ("alice", "pa", Pbkdf2),
+        ("bob", "pb", Pbkdf2),
+        ("spy", "ps", Pbkdf2),
+    ]);
+    let b = BrokerConfig::new(Mode::Plugin)
+        .password_file(pw)
+        .acl_file("user alice\ntopic write shared/x\nuser spy\ntopic read #\n")
+        .start();
+    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
+    spy.subscribe("#", 0);
+    let mut alice = connect(&b, ConnectOpts::v311("a").login("alice", "pa"));
+    let mut bob = connect(&b, ConnectOpts::v311("b").login("bob", "pb"));
+    for _ in 0..3 {
+        alice.publish("shared/x", b"alice", 0, false);
+        alice.sync();
+        bob.publish("shared/x", b"bob", 0, false);
+        bob.sync();
+    }
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(got, ["shared/x=alice"].repeat(3), "log:\n{}", b.log());
+}

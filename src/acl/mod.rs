@@ -92,6 +92,43 @@ pub struct Client<'a> {
     pub username: Option<&'a str>,
 }
 
+/// The topic (READ/WRITE) or filter (SUBSCRIBE/UNSUBSCRIBE) a check is about, with whether it
+/// is a topic name worked out once ([`crate::topic::scan`]): the plugin learns that in the same
+/// pass that checks the broker's bytes are UTF-8.
+#[derive(Debug, Clone, Copy)]
+pub struct Topic<'a> {
+    text: &'a str,
+    name: bool,
+}
+
+impl<'a> Topic<'a> {
+    /// Looks at `text` once.
+    pub fn new(text: &'a str) -> Topic<'a> {
+        Topic {
+            text,
+            name: crate::topic::is_topic_name(text),
+        }
+    }
+
+    /// A topic already scanned: `name` is what [`crate::topic::scan`] said of its bytes.
+    pub(crate) fn scanned(text: &'a str, scan: crate::topic::Scan) -> Topic<'a> {
+        Topic {
+            text,
+            name: scan.name,
+        }
+    }
+
+    /// The text as asked.
+    pub fn as_str(&self) -> &'a str {
+        self.text
+    }
+
+    /// Whether it is a topic name ([`crate::topic::is_topic_name`]).
+    pub fn is_name(&self) -> bool {
+        self.name
+    }
+}
+
 /// Index of a rule in [`AclPolicy::rules`], in file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RuleId(pub u32);
@@ -383,15 +420,27 @@ impl AclPolicy {
         access: Access,
         check_subscribe: bool,
     ) -> Decision {
+        self.decide(client, Topic::new(topic), access, check_subscribe)
+    }
+
+    /// [`AclPolicy::check`] of a topic already scanned.
+    #[inline]
+    pub fn decide(
+        &self,
+        client: &Client<'_>,
+        topic: Topic<'_>,
+        access: Access,
+        check_subscribe: bool,
+    ) -> Decision {
         match access {
-            Access::Read | Access::Write if !crate::topic::is_topic_name(topic) => {
+            Access::Read | Access::Write if !topic.is_name() => {
                 Decision::deny(Reason::InvalidTopic)
             }
-            Access::Read | Access::Write => self.check_topic(client, topic, access),
-            Access::Subscribe | Access::Unsubscribe if topic.is_empty() => {
+            Access::Read | Access::Write => self.check_topic(client, topic.as_str(), access),
+            Access::Subscribe | Access::Unsubscribe if topic.as_str().is_empty() => {
                 Decision::deny(Reason::InvalidTopic)
             }
-            Access::Subscribe if check_subscribe => self.check_subscription(client, topic),
+            Access::Subscribe if check_subscribe => self.check_subscription(client, topic.as_str()),
             Access::Subscribe | Access::Unsubscribe => Decision::allow(Reason::SubscribeUnchecked),
         }
     }
@@ -406,7 +455,7 @@ impl AclPolicy {
     fn check_topic(&self, client: &Client<'_>, topic: &str, access: Access) -> Decision {
         if let Some(own) = self.own_rules(client) {
             let mut hits = Hits::default();
-            self.trie.match_topic(own, topic, &Subst::NONE, &mut hits);
+            self.trie.match_plain(own, topic, &mut hits);
             if let Some(decision) = hits.decide(access) {
                 return decision;
             }

@@ -5,6 +5,7 @@
 use ahash::AHashMap;
 
 use super::template::{Met, Template, Values};
+use crate::topic::short_word;
 
 /// The client's values for one walk over a rule list: deny patterns substitute with `deny`
 /// (Mosquitto 2.0's textual substitution), allow patterns with `grant` (the stricter rules).
@@ -196,6 +197,11 @@ impl Builder {
     }
 }
 
+/// [`Node::flags`]: the node has `#` rules.
+const HAS_HASH: u32 = 1;
+/// [`Node::flags`]: the node has a `+` child.
+const HAS_PLUS: u32 = 2;
+
 /// Index of a node in [`Trie::nodes`]; the root of a rule list.
 pub(super) type NodeId = u32;
 
@@ -218,6 +224,8 @@ struct Node {
     /// [`Terminal::deny`]'s encoding); used when a deny template matches "anything" (see
     /// [`Met::Anything`]).
     subtree_deny: u32,
+    /// [`HAS_HASH`] and [`HAS_PLUS`]: what a plain walk must look at besides the literal child.
+    flags: u32,
     /// Rules whose filter ends exactly here.
     terminal: Terminal,
     /// Rules whose filter continues with `#` here: they match this level and everything below.
@@ -236,7 +244,7 @@ struct Edge {
 
 /// The first eight bytes of `text[..len]`, zero-padded, as one word. `text` may go on past
 /// the level (the rest of the topic): when eight bytes are there they are loaded at once and
-/// masked, with no copy loop or `memcpy` call.
+/// masked; a shorter text is loaded with at most two overlapping reads ([`short_word`](crate::topic::short_word)).
 #[inline(always)]
 fn prefix_in(text: &[u8], len: usize) -> u64 {
     if let Some(head) = text.first_chunk::<8>() {
@@ -247,11 +255,7 @@ fn prefix_in(text: &[u8], len: usize) -> u64 {
             w & ((1u64 << (8 * len)) - 1)
         }
     } else {
-        let mut w = 0u64;
-        for (i, &b) in text.iter().take(len.min(8)).enumerate() {
-            w |= u64::from(b) << (8 * i);
-        }
-        w
+        short_word(text.get(..len).unwrap_or(text))
     }
 }
 
@@ -263,11 +267,14 @@ fn next_level(rest: &[u8]) -> (usize, u64) {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     const SLASHES: u64 = u64::from_le_bytes([b'/'; 8]);
+    // The lowest flagged byte is exactly the first zero byte (borrows only go upwards).
+    let first_slash = |w: u64| {
+        let x = w ^ SLASHES;
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
     if let Some(head) = rest.first_chunk::<8>() {
         let w = u64::from_le_bytes(*head);
-        let x = w ^ SLASHES;
-        // The lowest flagged byte is exactly the first zero byte (borrows only go upwards).
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        let zero = first_slash(w);
         if zero != 0 {
             let len = (zero.trailing_zeros() / 8) as usize;
             return (len, w & ((1u64 << (8 * len)) - 1));
@@ -279,8 +286,15 @@ fn next_level(rest: &[u8]) -> (usize, u64) {
             .map_or(rest.len(), |at| at + 8);
         return (len, w);
     }
-    let len = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
-    (len, prefix_in(rest, len))
+    // Fewer than eight bytes: the padding is zero, never taken for a `/`.
+    let w = short_word(rest);
+    let zero = first_slash(w) & ((1u64 << (8 * rest.len())) - 1);
+    if zero != 0 {
+        let len = (zero.trailing_zeros() / 8) as usize;
+        (len, w & ((1u64 << (8 * len)) - 1))
+    } else {
+        (rest.len(), w)
+    }
 }
 
 /// The first eight bytes of a level, zero-padded, as one word.
@@ -328,6 +342,7 @@ impl Node {
         template_count: 0,
         plus: 0,
         subtree_deny: NO_DENY,
+        flags: 0,
         terminal: Terminal::EMPTY,
         hash: Terminal::EMPTY,
     };
@@ -436,6 +451,11 @@ impl Trie {
             node.template_count = index(count);
         }
         node.subtree_deny = deny;
+        node.flags = if node.hash == Terminal::EMPTY {
+            0
+        } else {
+            HAS_HASH
+        } | if node.plus == 0 { 0 } else { HAS_PLUS };
         self.nodes[id as usize] = node;
         id
     }
@@ -567,6 +587,59 @@ impl Trie {
         hits: &mut Hits,
     ) {
         self.walk::<BOTH>(root, topic, topic.starts_with('$'), subst, hits);
+    }
+
+    /// Collects every rule of a list without templates (the per-user and anonymous lists)
+    /// matching `topic`, as [`Trie::match_topic`] does: one loop along the literal path; the
+    /// `+` branches it passes recurse (as deep as the list's filters, at most).
+    pub(super) fn match_plain(&self, root: NodeId, topic: &str, hits: &mut Hits) {
+        let t = topic.as_bytes();
+        self.plain_from(root, t, 0, t.first() == Some(&b'$'), hits);
+    }
+
+    fn plain_from(&self, id: NodeId, t: &[u8], mut pos: usize, dollar_root: bool, hits: &mut Hits) {
+        let mut node = self.node(id);
+        // At the root of a `$` topic, `#` and `+` do not match: its flags are not looked at.
+        let mut mask = if dollar_root { 0 } else { u32::MAX };
+        loop {
+            let rest = t.get(pos..).unwrap_or_default();
+            let (len, word) = next_level(rest);
+            let last = len >= rest.len();
+            if node.flags & mask != 0 {
+                self.plain_extras(node, t, pos + len + 1, last, hits);
+            }
+            mask = u32::MAX;
+            let Some(child) = self.child(node, rest.get(..len).unwrap_or_default(), word) else {
+                return;
+            };
+            if last {
+                return self.ends_at(child, hits);
+            }
+            node = self.node(child);
+            pos += len + 1;
+        }
+    }
+
+    /// What a plain walk meets at a node besides its literal child: `#` rules, which match
+    /// the level and everything below, and the `+` child; `next` is where the topic goes on
+    /// after the level (nowhere when `last`). Out of line: most nodes have neither.
+    #[inline(never)]
+    fn plain_extras(&self, node: &Node, t: &[u8], next: usize, last: bool, hits: &mut Hits) {
+        hits.add::<BOTH>(&node.hash);
+        if node.plus == 0 {
+        } else if last {
+            self.ends_at(node.plus, hits);
+        } else {
+            self.plain_from(node.plus, t, next, false, hits);
+        }
+    }
+
+    /// The topic ends at node `id`: its exact rules, and `x/#` matching its parent `x`.
+    #[inline(always)]
+    fn ends_at(&self, id: NodeId, hits: &mut Hits) {
+        let node = self.node(id);
+        hits.add::<BOTH>(&node.terminal);
+        hits.add::<BOTH>(&node.hash);
     }
 
     /// Walks from `id` along the literal path iteratively; `+`, `#` and templates branch off

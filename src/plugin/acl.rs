@@ -3,11 +3,13 @@
 use std::ffi::{c_int, c_void};
 
 use super::boundary::ffi_guarded;
-use super::broker::{c_str, event_ref};
+use super::broker::{broker_str, c_bytes, event_ref, topic_str};
+use super::current::Hot;
 use super::instance::Instance;
 use super::sys;
-use crate::acl::{Access, Client};
+use crate::acl::{Access, Client, Topic};
 use crate::denial::Denial;
+use crate::memo::{Memo, Probe, Question};
 use crate::metrics::METRICS;
 use crate::policy::Policy;
 
@@ -66,51 +68,137 @@ ffi_guarded! {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
         // SAFETY: NUL-terminated topic owned by the broker for this call.
-        let (Some(topic), Some(access)) = (unsafe { c_str(event.topic) }, access_from(event.access)) else {
+        let (Some(topic), Some(access)) = (unsafe { c_bytes(event.topic) }, access_from(event.access)) else {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
-        let policy = instance.policy.load();
-        // SAFETY: event.client is the client this check is about.
-        let username = unsafe { instance.broker.client_username(event.client) };
-        // The client id is read only when a rule can use it (`pattern` lines): a decision
-        // never depends on it otherwise. (The broker only accepts UTF-8 client ids.)
-        let id = match policy.acl.as_ref() {
-            // SAFETY: as above.
-            Some(acl) if acl.uses_client_id() => unsafe { instance.broker.client_id(event.client) },
-            _ => Ok(None),
-        };
-        // A username or client id that is present but not UTF-8 matches no rule, and a
-        // present username is never taken for an absent one (the anonymous rules).
-        let (Ok(id), Ok(username)) = (id, username) else {
-            METRICS.acl(access as usize, false);
-            // SAFETY: event.client is the client of this check.
-            unsafe {
-                log_denied(instance, &policy, event.client, access, topic, username.ok().flatten(), || {
-                    "the client's id or username is not UTF-8".to_string()
-                })
-            };
-            return sys::MOSQ_ERR_ACL_DENIED;
-        };
-        let client = Client { id, username };
-        match (policy.check(&client, topic, access), policy.acl.as_ref()) {
-            (Some(decision), _) if decision.allowed => {
+        // SAFETY: event.client is the client of this check, valid during this callback.
+        instance.policy.with(|hot| unsafe { check(instance, hot, event.client, topic, access) })
+    }
+}
+
+/// The check itself, with the policy in force: the memo first (a repeated question that was
+/// allowed), else the broker's strings checked and the policy's decision.
+///
+/// # Safety
+/// `client` must be the client of the current ACL check.
+#[inline(always)]
+unsafe fn check(
+    instance: &Instance,
+    hot: Hot<'_>,
+    client: *const sys::mosquitto,
+    topic: &[u8],
+    access: Access,
+) -> c_int {
+    let policy = hot.policy;
+    let Some(acl) = policy.acl.as_ref() else {
+        METRICS.acl(access as usize, false);
+        return sys::MOSQ_ERR_ACL_DENIED;
+    };
+    // SAFETY: per the function contract.
+    let username = unsafe { instance.broker.client_username_bytes(client) };
+    // The client id is read only when a rule can use it (`pattern` lines): a decision never
+    // depends on it otherwise.
+    let id = if acl.uses_client_id() {
+        // SAFETY: as above.
+        unsafe { instance.broker.client_id_bytes(client) }
+    } else {
+        None
+    };
+    let question = Question {
+        username,
+        id,
+        topic,
+        access,
+    };
+    match hot.memo.filter(|_| policy.config.acl.memo_decisions) {
+        Some((memo, generation)) => {
+            let probe = Probe::new(generation, &question);
+            if memo.knows(&probe) {
                 METRICS.acl(access as usize, true);
-                sys::MOSQ_ERR_SUCCESS
+                return sys::MOSQ_ERR_SUCCESS;
             }
-            (Some(decision), Some(acl)) => {
-                METRICS.acl(access as usize, false);
-                // SAFETY: event.client is the client of this check.
-                unsafe {
-                    log_denied(instance, &policy, event.client, access, topic, username, || {
-                        acl.describe(decision.reason)
-                    })
-                };
-                sys::MOSQ_ERR_ACL_DENIED
+            // SAFETY: as above.
+            unsafe { decide(instance, policy, client, question, Some((memo, probe))) }
+        }
+        // SAFETY: as above.
+        None => unsafe { decide(instance, policy, client, question, None) },
+    }
+}
+
+/// A question the memo did not answer: the broker's strings checked, then the policy's
+/// decision; an allow is remembered (with `memo`), a denial logged.
+///
+/// # Safety
+/// `client` must be the client of the current ACL check.
+#[inline(never)]
+unsafe fn decide(
+    instance: &Instance,
+    policy: &Policy,
+    client: *const sys::mosquitto,
+    question: Question<'_>,
+    memo: Option<(&mut Memo, Probe)>,
+) -> c_int {
+    let Question {
+        username,
+        id,
+        topic,
+        access,
+    } = question;
+    let Some(acl) = policy.acl.as_ref() else {
+        METRICS.acl(access as usize, false);
+        return sys::MOSQ_ERR_ACL_DENIED;
+    };
+    // A topic, username or client id that is present but not UTF-8 matches no rule, and a
+    // present username is never taken for an absent one (the anonymous rules).
+    let (Some((topic, scan)), Ok(username), Ok(id)) =
+        (topic_str(topic), broker_str(username), broker_str(id))
+    else {
+        METRICS.acl(access as usize, false);
+        let topic = String::from_utf8_lossy(topic);
+        let username = username.map(String::from_utf8_lossy);
+        // SAFETY: as above.
+        unsafe {
+            log_denied(
+                instance,
+                policy,
+                client,
+                access,
+                &topic,
+                username.as_deref(),
+                || "the topic, the client's id or its username is not UTF-8".to_string(),
+            )
+        };
+        return sys::MOSQ_ERR_ACL_DENIED;
+    };
+    let topic = Topic::scanned(topic, scan);
+    let who = Client { id, username };
+    match policy.decide(&who, topic, access) {
+        Some(decision) if decision.allowed => {
+            METRICS.acl(access as usize, true);
+            if let Some((memo, probe)) = memo {
+                memo.remember(&probe);
             }
-            _ => {
-                METRICS.acl(access as usize, false);
-                sys::MOSQ_ERR_ACL_DENIED
-            }
+            sys::MOSQ_ERR_SUCCESS
+        }
+        Some(decision) => {
+            METRICS.acl(access as usize, false);
+            // SAFETY: as above.
+            unsafe {
+                log_denied(
+                    instance,
+                    policy,
+                    client,
+                    access,
+                    topic.as_str(),
+                    username,
+                    || acl.describe(decision.reason),
+                )
+            };
+            sys::MOSQ_ERR_ACL_DENIED
+        }
+        None => {
+            METRICS.acl(access as usize, false);
+            sys::MOSQ_ERR_ACL_DENIED
         }
     }
 }

@@ -137,15 +137,6 @@ impl Broker {
         (id, username)
     }
 
-    /// The client's username alone (see [`Broker::client_identity`]).
-    ///
-    /// # Safety
-    /// As for [`Broker::client_identity`].
-    pub(crate) unsafe fn client_username<'a>(&self, client: *const mosquitto) -> BrokerStr<'a> {
-        // SAFETY: as for client_identity.
-        unsafe { c_str_checked((self.client_username)(client)) }
-    }
-
     /// The client's id alone (see [`Broker::client_identity`]).
     ///
     /// # Safety
@@ -153,6 +144,29 @@ impl Broker {
     pub(crate) unsafe fn client_id<'a>(&self, client: *const mosquitto) -> BrokerStr<'a> {
         // SAFETY: as for client_identity.
         unsafe { c_str_checked((self.client_id)(client)) }
+    }
+
+    /// The client's username as bytes, unchecked (see [`Broker::client_identity`]).
+    ///
+    /// # Safety
+    /// As for [`Broker::client_identity`].
+    #[inline]
+    pub(crate) unsafe fn client_username_bytes<'a>(
+        &self,
+        client: *const mosquitto,
+    ) -> Option<&'a [u8]> {
+        // SAFETY: as for client_identity.
+        unsafe { c_bytes((self.client_username)(client)) }
+    }
+
+    /// The client's id as bytes, unchecked (see [`Broker::client_identity`]).
+    ///
+    /// # Safety
+    /// As for [`Broker::client_identity`].
+    #[inline]
+    pub(crate) unsafe fn client_id_bytes<'a>(&self, client: *const mosquitto) -> Option<&'a [u8]> {
+        // SAFETY: as for client_identity.
+        unsafe { c_bytes((self.client_id)(client)) }
     }
 
     /// The client's address as the broker has it (for throttling and the log); `""` if none.
@@ -287,23 +301,61 @@ pub(crate) unsafe fn event_ref<'a, T>(event_data: *mut c_void) -> Option<&'a T> 
     unsafe { (event_data as *const T).as_ref() }
 }
 
-/// Borrows a C string from the broker as `&str`.
+/// Borrows a C string's bytes, up to its NUL (its length is found; nothing is checked):
+/// topics before the memo, passwords, which need not be UTF-8.
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
-pub(crate) unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
+#[inline]
+pub(crate) unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
     if ptr.is_null() {
         return None;
     }
     // SAFETY: per the function contract.
-    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    // Topics, client ids and usernames are nearly always ASCII; checking that is cheaper than
-    // full UTF-8 validation on the ACL hot path.
+    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+}
+
+/// The bytes as `&str`, if they are UTF-8. Topics, client ids and usernames are nearly
+/// always ASCII; checking that is cheaper than full UTF-8 validation on the ACL hot path.
+#[inline]
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
         // SAFETY: ASCII is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     } else {
         std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// Borrows a C string from the broker as `&str`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
+    // SAFETY: per the function contract.
+    unsafe { c_bytes(ptr) }.and_then(utf8)
+}
+
+/// A topic's bytes as `&str`, with what one pass over them found
+/// ([`crate::topic::scan`]): ASCII needs no further UTF-8 check, and whether it is a topic
+/// name comes with it. `None` for bytes that are not UTF-8.
+#[inline]
+pub(crate) fn topic_str(bytes: &[u8]) -> Option<(&str, crate::topic::Scan)> {
+    let scan = crate::topic::scan(bytes);
+    let text = if scan.ascii {
+        // SAFETY: `scan` found every byte ASCII, which is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    } else {
+        std::str::from_utf8(bytes).ok()?
+    };
+    Some((text, scan))
+}
+
+/// The bytes of a string the broker owns as a [`BrokerStr`].
+pub(crate) fn broker_str(bytes: Option<&[u8]>) -> BrokerStr<'_> {
+    match bytes {
+        None => Ok(None),
+        Some(b) => utf8(b).map(Some).ok_or(()),
     }
 }
 
@@ -315,24 +367,6 @@ pub(crate) type BrokerStr<'a> = Result<Option<&'a str>, ()>;
 /// # Safety
 /// As for [`c_str`].
 pub(crate) unsafe fn c_str_checked<'a>(ptr: *const c_char) -> BrokerStr<'a> {
-    if ptr.is_null() {
-        return Ok(None);
-    }
     // SAFETY: per the function contract.
-    match unsafe { c_str(ptr) } {
-        Some(s) => Ok(Some(s)),
-        None => Err(()),
-    }
-}
-
-/// Borrows a C string's bytes (up to its NUL), for passwords, which need not be UTF-8.
-///
-/// # Safety
-/// As for [`c_str`].
-pub(crate) unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
-    if ptr.is_null() {
-        return None;
-    }
-    // SAFETY: per the function contract.
-    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+    broker_str(unsafe { c_bytes(ptr) })
 }

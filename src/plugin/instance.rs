@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-
 use super::auth::Verified;
 use super::broker::{Broker, BrokerVersion, Callback};
+use super::current::CurrentPolicy;
 use super::housekeeping::{Housekeeping, Shared};
 use super::sys::{self, mosquitto_plugin_id_t};
 use crate::cache::CredentialCache;
@@ -40,7 +39,7 @@ pub(crate) struct Instance {
     identifier: *mut mosquitto_plugin_id_t,
     pub(crate) options: Options,
     /// Swapped whole on reload; readers never block and never see a half-loaded policy.
-    pub(crate) policy: Arc<ArcSwap<Policy>>,
+    pub(crate) policy: CurrentPolicy,
     registered: Vec<(u32, Callback)>,
     /// What the registered callbacks cover; a reload that needs more or less is refused.
     needs: Needs,
@@ -87,7 +86,7 @@ impl Instance {
             broker,
             identifier,
             options,
-            policy: Arc::new(ArcSwap::from_pointee(policy)),
+            policy: CurrentPolicy::new(policy),
             registered: Vec::new(),
             needs: Needs::default(),
         }
@@ -119,7 +118,7 @@ impl Instance {
             None => Arc::new(|| (0, 0)),
         };
         match Housekeeping::start(Shared {
-            policy: Arc::clone(&self.policy),
+            policy: self.policy.shared(),
             options: self.options.clone(),
             load,
         }) {

@@ -8,6 +8,7 @@ mod auth;
 pub(crate) mod boundary;
 mod broker;
 mod cert;
+mod current;
 mod housekeeping;
 mod instance;
 mod reload;

@@ -1,0 +1,393 @@
+//! A memo of recent READ/WRITE allows, in front of [`Policy::decide`].
+//!
+//! The broker asks the same questions over and over: every message on a topic is checked as a
+//! WRITE for its publisher and as a READ for each subscriber, and a device publishes to the
+//! same few topics all its life. The memo remembers recent allows in a fixed table, so a
+//! repeated question costs one hash and one comparison of its bytes instead of checking them,
+//! looking the user up and walking the rules.
+//!
+//! What makes this safe:
+//! - A [`Question`] is the raw bytes the broker gave: the username (absent and empty told
+//!   apart), the client id when the policy can use it (`pattern` rules), the topic, and the
+//!   access. Every check the plugin makes before deciding (UTF-8, topic name) and the decision
+//!   itself are functions of exactly those bytes and the policy. An entry answers only a
+//!   question equal to it word for word; the hash only picks the slot.
+//! - Only allows are remembered, and only after the full check allowed them ([`Memo::remember`]
+//!   takes the [`Probe`] of that very question). A denial is always decided (and logged) afresh.
+//! - Every entry carries the generation of the policy that allowed it; an entry of another
+//!   generation is never used. A reload therefore forgets everything at once.
+//! - Questions whose key does not fit an entry ([`KEY_WORDS`] words of eight bytes) and SUBSCRIBE/UNSUBSCRIBE
+//!   are never remembered.
+//! - The table is allocated once and never grows: a client asking endless new questions only
+//!   evicts entries, and its questions are then decided as without the memo.
+
+use crate::acl::Access;
+
+/// Entries in the table (a power of two).
+const SLOTS: usize = 1024;
+/// Words in an entry's key: username, client id (when used) and topic, each taking
+/// `len.div_ceil(8)` words; a longer question is not remembered.
+const KEY_WORDS: usize = 8;
+
+/// One question to the ACL check, as the broker's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    /// The username; `None` when the client has none.
+    pub username: Option<&'a [u8]>,
+    /// The client id, only when the policy can use it (otherwise `None`).
+    pub id: Option<&'a [u8]>,
+    /// The topic.
+    pub topic: &'a [u8],
+    /// The access.
+    pub access: Access,
+}
+
+impl Question<'_> {
+    /// Calls `f` with the question's key words in order: each part (username, id, topic) as
+    /// `len.div_ceil(8)` words of eight bytes, the last zero-padded (the part's final eight
+    /// bytes shifted down when it is that long: one load).
+    #[inline(always)]
+    fn words(&self, mut f: impl FnMut(u64)) {
+        for part in [
+            self.username.unwrap_or_default(),
+            self.id.unwrap_or_default(),
+            self.topic,
+        ] {
+            let mut rest = part;
+            while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+                f(u64::from_le_bytes(*w));
+                rest = tail;
+            }
+            if !rest.is_empty() {
+                f(match part.last_chunk::<8>() {
+                    Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - rest.len())),
+                    None => crate::topic::short_word(rest),
+                });
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The key's hash, with the low bit set; 0 for an empty entry.
+    hash: u64,
+    /// The generation of the policy that allowed.
+    generation: u64,
+    /// Access, and the length of each part (see [`Probe`]).
+    shape: u64,
+    /// The question's words ([`Question::words`]), zero after the last.
+    key: [u64; KEY_WORDS],
+}
+
+const EMPTY: Entry = Entry {
+    hash: 0,
+    generation: 0,
+    shape: 0,
+    key: [0; KEY_WORDS],
+};
+
+/// The memo: one per plugin instance, used by one thread at a time.
+pub struct Memo {
+    entries: Box<[Entry]>,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo::new()
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.entries.iter().filter(|e| e.hash != 0).count();
+        write!(f, "Memo({used} of {SLOTS} entries used)")
+    }
+}
+
+/// FxHash-style mixing of one word.
+#[inline(always)]
+fn mix(h: u64, w: u64) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    (h.rotate_left(5) ^ w).wrapping_mul(K)
+}
+
+/// A question made into an entry's key ([`Probe::new`]), for [`Memo::knows`] and, after an
+/// allow, [`Memo::remember`].
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    generation: u64,
+    /// Access, and each part's length (plus one for the username and the id, so that an
+    /// absent part differs from an empty one). With the words, it is the whole question.
+    shape: u64,
+    /// The question's words ([`Question::words`]), zero after the last.
+    words: [u64; KEY_WORDS],
+    /// The hash of shape and words, with the low bit set; 0 when the question is never
+    /// remembered (too long, or not READ/WRITE).
+    hash: u64,
+}
+
+impl Probe {
+    /// The probe of `q` for the policy of `generation` (the caller changes it whenever the
+    /// policy changes).
+    #[inline(always)]
+    pub fn new(generation: u64, q: &Question<'_>) -> Probe {
+        let mut probe = Probe {
+            generation,
+            shape: 0,
+            words: [0; KEY_WORDS],
+            hash: 0,
+        };
+        let user = q.username.map_or(0, <[u8]>::len);
+        let id = q.id.map_or(0, <[u8]>::len);
+        let words = user.div_ceil(8) + id.div_ceil(8) + q.topic.len().div_ceil(8);
+        if words > KEY_WORDS || !matches!(q.access, Access::Read | Access::Write) {
+            return probe;
+        }
+        // Each part is under 64 bytes here, so every length fits its eight bits.
+        probe.shape = (q.access as u64)
+            | (q.username.map_or(0, |_| user as u64 + 1) << 8)
+            | (q.id.map_or(0, |_| id as u64 + 1) << 16)
+            | ((q.topic.len() as u64) << 24);
+        let mut hash = mix(0, probe.shape);
+        match (q.username, q.id) {
+            // The usual question, a short username and a topic of up to 24 bytes, without
+            // loops: the same words as [`Question::words`] makes.
+            (Some(name), None) if (1..=8).contains(&name.len()) && q.topic.len() <= 24 => {
+                let t = q.topic;
+                let word = |b: &[u8]| match b.first_chunk::<8>() {
+                    Some(w) => u64::from_le_bytes(*w),
+                    None => crate::topic::short_word(b),
+                };
+                let tail = |end: usize| {
+                    t.last_chunk::<8>()
+                        .map_or(0, |w| u64::from_le_bytes(*w) >> (8 * (end - t.len())))
+                };
+                let (t0, t1, t2) = match t.len() {
+                    0..=8 => (word(t), 0, 0),
+                    9..=16 => (word(t), tail(16), 0),
+                    _ => (word(t), t.get(8..).map_or(0, word), tail(24)),
+                };
+                probe.words = [word(name), t0, t1, t2, 0, 0, 0, 0];
+                for w in [probe.words[0], t0, t1, t2] {
+                    hash = mix(hash, w);
+                }
+            }
+            _ => {
+                let mut at = 0usize;
+                q.words(|w| {
+                    probe.words[at % KEY_WORDS] = w;
+                    at += 1;
+                    hash = mix(hash, w);
+                });
+            }
+        }
+        probe.hash = hash | 1;
+        probe
+    }
+
+    fn slot(&self) -> usize {
+        (self.hash >> 32) as usize & (SLOTS - 1)
+    }
+}
+
+impl Memo {
+    /// An empty memo (the one allocation it ever makes).
+    pub fn new() -> Memo {
+        Memo {
+            entries: vec![EMPTY; SLOTS].into_boxed_slice(),
+        }
+    }
+
+    /// Whether the policy of the probe's generation allowed this very question before.
+    #[inline]
+    pub fn knows(&self, probe: &Probe) -> bool {
+        let Some(e) = self.entries.get(probe.slot()) else {
+            return false;
+        };
+        // Every word, unused ones included (zero on both sides): no loop, no branch.
+        let mut diff =
+            (e.hash ^ probe.hash) | (e.generation ^ probe.generation) | (e.shape ^ probe.shape);
+        for (a, b) in e.key.iter().zip(&probe.words) {
+            diff |= a ^ b;
+        }
+        diff == 0 && probe.hash != 0
+    }
+
+    /// Remembers that the question `probe` was made from was allowed by the policy of its
+    /// generation. Call it only after an allow.
+    pub fn remember(&mut self, probe: &Probe) {
+        if probe.hash == 0 {
+            return;
+        }
+        if let Some(e) = self.entries.get_mut(probe.slot()) {
+            *e = Entry {
+                hash: probe.hash,
+                generation: probe.generation,
+                shape: probe.shape,
+                key: probe.words,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::{Client, Topic};
+    use crate::policy::{Options, Policy};
+
+    fn policy(dir: &std::path::Path, acl: &str) -> Policy {
+        std::fs::create_dir_all(dir).expect("dir");
+        std::fs::write(dir.join("acl"), acl).expect("acl");
+        Policy::load(&Options {
+            acl_file: Some(dir.join("acl")),
+            ..Options::default()
+        })
+        .expect("loads")
+    }
+
+    /// The plugin's use of the memo, with the policy's own decision beside it: recall, and on
+    /// a miss decide and remember an allow.
+    fn ask(memo: &mut Memo, generation: u64, p: &Policy, q: Question<'_>) -> bool {
+        fn utf8(b: &[u8]) -> Result<&str, ()> {
+            std::str::from_utf8(b).map_err(|_| ())
+        }
+        let decide = || {
+            let (Ok(username), Ok(id), Ok(topic)) = (
+                q.username.map(utf8).transpose(),
+                q.id.map(utf8).transpose(),
+                utf8(q.topic),
+            ) else {
+                return false;
+            };
+            p.decide(&Client { id, username }, Topic::new(topic), q.access)
+                .is_some_and(|d| d.allowed)
+        };
+        let fresh = decide();
+        let probe = Probe::new(generation, &q);
+        let remembered = memo.knows(&probe) || {
+            let allowed = decide();
+            if allowed {
+                memo.remember(&probe);
+            }
+            allowed
+        };
+        assert_eq!(remembered, fresh, "{q:?}");
+        remembered
+    }
+
+    /// Two different questions never make the same key (shape and words), whichever way the
+    /// probe is made: every length of username, id and topic around the word boundaries,
+    /// with bytes that differ only at one end.
+    #[test]
+    fn different_questions_have_different_keys() {
+        let mut seen = std::collections::HashMap::new();
+        let text = |n: usize, salt: u8| -> Vec<u8> {
+            (0..n)
+                .map(|i| b'a' + ((i as u8).wrapping_mul(7) ^ salt) % 26)
+                .collect()
+        };
+        for ulen in (0..11).map(Some).chain([None]) {
+            for ilen in [None, Some(0), Some(3), Some(9)] {
+                for tlen in 0..34 {
+                    for salt in [0u8, 1] {
+                        for access in [Access::Read, Access::Write] {
+                            let user = ulen.map(|n| text(n, salt));
+                            let id = ilen.map(|n| text(n, 3));
+                            let topic = text(tlen, salt ^ 1);
+                            let q = Question {
+                                username: user.as_deref(),
+                                id: id.as_deref(),
+                                topic: &topic,
+                                access,
+                            };
+                            let probe = Probe::new(7, &q);
+                            if probe.hash == 0 {
+                                continue;
+                            }
+                            let mut general = Vec::new();
+                            q.words(|w| general.push(w));
+                            assert_eq!(&probe.words[..general.len()], &general[..], "{q:?}");
+                            let key = (probe.shape, probe.words);
+                            let question = (user.clone(), id.clone(), topic.clone(), access);
+                            if let Some(other) = seen.insert(key, question.clone()) {
+                                assert_eq!(other, question, "two questions, one key");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seen.len() > 1000);
+    }
+
+    /// Every answer through the memo equals the policy's own, over questions that repeat, that
+    /// differ only in where the username ends and the topic begins, in an absent versus an
+    /// empty username or id, in access, in bytes that are not UTF-8, and across a change of
+    /// policy (generation).
+    #[test]
+    fn the_memo_answers_as_the_policy_does() {
+        let dir = std::env::temp_dir().join(format!("mqttguard-memo-{}", std::process::id()));
+        let a = policy(
+            &dir.join("a"),
+            "topic read pub/#\nuser ab\ntopic write c/d\ntopic read x\nuser a\ntopic write bc/d\n\
+             pattern write %c/%u/+\npattern deny %u/secret\n",
+        );
+        let b = policy(&dir.join("b"), "user a\ntopic readwrite #\n");
+        let users: [Option<&[u8]>; 7] = [
+            None,
+            Some(b""),
+            Some(b"a"),
+            Some(b"ab"),
+            Some(b"abc"),
+            Some(b"a\xff"),
+            Some(b"abcdefgh"),
+        ];
+        let ids: [Option<&[u8]>; 4] = [None, Some(b"c"), Some(b"cd"), Some(b"a")];
+        let topics: [&[u8]; 15] = [
+            b"c/d",
+            b"bc/d",
+            b"x",
+            b"pub/1",
+            b"a/secret",
+            b"c/a/1",
+            b"cd/ab/z",
+            b"a",
+            b"ab",
+            b"$x",
+            b"a/+",
+            b"",
+            b"pub/\xc3",
+            b"abcdefgh/ijklmnop/q",
+            b"verylongtopic/that/goes/on/past/the/memo/key/limit/of/seven/words",
+        ];
+        let mut memo = Memo::new();
+        let mut hits = 0;
+        for round in 0..3u64 {
+            for (generation, p) in [(1, &a), (2, &b), (1, &a)] {
+                for username in users {
+                    for id in ids {
+                        for topic in topics {
+                            for access in [Access::Read, Access::Write, Access::Subscribe] {
+                                let q = Question {
+                                    username,
+                                    id,
+                                    topic,
+                                    access,
+                                };
+                                let g = generation + round * 10;
+                                if memo.knows(&Probe::new(g, &q)) {
+                                    hits += 1;
+                                }
+                                ask(&mut memo, g, p, q);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Each round asks policy a twice: the second time its allows come from the memo.
+        assert!(hits > 20, "the memo answered {hits} questions");
+    }
+}

@@ -138,23 +138,16 @@ impl Probe {
             words: [0; KEY_WORDS],
             hash: 0,
         };
-        let user = q.username.map_or(0, <[u8]>::len);
-        let id = q.id.map_or(0, <[u8]>::len);
-        let words = user.div_ceil(8) + id.div_ceil(8) + q.topic.len().div_ceil(8);
-        if words > KEY_WORDS || !matches!(q.access, Access::Read | Access::Write) {
+        if !matches!(q.access, Access::Read | Access::Write) {
             return probe;
         }
-        // Each part is under 64 bytes here, so every length fits its eight bits.
-        probe.shape = (q.access as u64)
-            | (q.username.map_or(0, |_| user as u64 + 1) << 8)
-            | (q.id.map_or(0, |_| id as u64 + 1) << 16)
-            | ((q.topic.len() as u64) << 24);
-        let mut hash = mix(0, probe.shape);
-        match (q.username, q.id) {
-            // The usual question, a short username and a topic of up to 24 bytes, without
-            // loops: the same words as [`Question::words`] makes.
-            (Some(name), None) if (1..=8).contains(&name.len()) && q.topic.len() <= 24 => {
-                let t = q.topic;
+        let t = q.topic;
+        let hash = match (q.username, q.id) {
+            // The usual question, a username of up to 8 bytes, no client id and a topic of up
+            // to 24 bytes, without loops: the same words as [`Question::words`] makes.
+            (Some(name), None) if (1..=8).contains(&name.len()) && t.len() <= 24 => {
+                probe.shape =
+                    (q.access as u64) | ((name.len() as u64 + 1) << 8) | ((t.len() as u64) << 24);
                 let word = |b: &[u8]| match b.first_chunk::<8>() {
                     Some(w) => u64::from_le_bytes(*w),
                     None => crate::topic::short_word(b),
@@ -168,20 +161,31 @@ impl Probe {
                     9..=16 => (word(t), tail(16), 0),
                     _ => (word(t), t.get(8..).map_or(0, word), tail(24)),
                 };
-                probe.words = [word(name), t0, t1, t2, 0, 0, 0, 0];
-                for w in [probe.words[0], t0, t1, t2] {
-                    hash = mix(hash, w);
-                }
+                let u = word(name);
+                probe.words = [u, t0, t1, t2, 0, 0, 0, 0];
+                mix(mix(mix(mix(mix(0, probe.shape), u), t0), t1), t2)
             }
             _ => {
+                let user = q.username.map_or(0, <[u8]>::len);
+                let id = q.id.map_or(0, <[u8]>::len);
+                if user.div_ceil(8) + id.div_ceil(8) + t.len().div_ceil(8) > KEY_WORDS {
+                    return probe;
+                }
+                // Each part is under 64 bytes here, so every length fits its eight bits.
+                probe.shape = (q.access as u64)
+                    | (q.username.map_or(0, |_| user as u64 + 1) << 8)
+                    | (q.id.map_or(0, |_| id as u64 + 1) << 16)
+                    | ((t.len() as u64) << 24);
+                let mut hash = mix(0, probe.shape);
                 let mut at = 0usize;
                 q.words(|w| {
                     probe.words[at % KEY_WORDS] = w;
                     at += 1;
                     hash = mix(hash, w);
                 });
+                hash
             }
-        }
+        };
         probe.hash = hash | 1;
         probe
     }

@@ -11,6 +11,11 @@
 # mosquitto_acl_check (its dispatch plus the check) divided by the number of those calls, both
 # read from the callgrind output.
 #
+# mqttguard runs twice per policy: as configured by default (the memo of recent allows answers
+# the repeated questions: every check after the first few), and with `[acl] memo_decisions =
+# false` (every check walks the rules: the cost of a question asked for the first time).
+# POLICIES="small 1k" limits the policies; N_CONNECTS=0 skips the connect table.
+#
 # Policies (the publisher's matching rule is last in its list):
 #   small      10 users with 3 rules each
 #   1k         the publisher has 1,000 rules; 100 other users with 10 rules each
@@ -126,6 +131,9 @@ run() {
       built-in) echo "allow_anonymous false"; echo "password_file $work/passwd"; echo "acl_file $work/$acl" ;;
       mqttguard) echo "allow_anonymous false"; echo "plugin $plugin"
                  echo "plugin_opt_password_file $work/passwd"; echo "plugin_opt_acl_file $work/$acl" ;;
+      mqttguard-no-memo) echo "allow_anonymous false"; echo "plugin $plugin"
+                 echo "plugin_opt_password_file $work/passwd"; echo "plugin_opt_acl_file $work/$acl"
+                 echo "plugin_opt_config $work/no-memo.toml" ;;
     esac
   } > "$conf"
   valgrind --tool=callgrind --callgrind-out-file="$out" mosquitto -c "$conf" > "$log" 2>&1 &
@@ -150,12 +158,12 @@ echo "| broker | policy | calls | Ir in mosquitto_acl_check | Ir per check |"
 echo "|---|---|---|---|---|"
 run no-acl -
 run do-nothing -
-run built-in small
-run built-in 1k
-run mqttguard small
-run mqttguard 1k
-run mqttguard 100k
-run mqttguard patterns
+for policy in ${POLICIES:-small 1k}; do
+  case $policy in small|1k) run built-in "$policy" ;; esac
+done
+printf '[acl]\nmemo_decisions = false\n' > "$work/no-memo.toml"
+for policy in ${POLICIES:-small 1k 100k patterns}; do run mqttguard "$policy"; done
+for policy in ${POLICIES:-small 1k 100k patterns}; do run mqttguard-no-memo "$policy"; done
 
 # Repeat connects.
 "$cli" passwd -c -b pw "$work/argon" dev >/dev/null 2>&1
@@ -184,6 +192,7 @@ connects() {
   total=$(grep -E "^(summary|totals):" "$out" | head -1 | awk '{print $2}')
   echo "| $mode | $calls | $((ir / calls)) | $((total / calls)) |"
 }
+[ "$N_CONNECTS" = 0 ] && exit 0
 echo
 echo "| broker | connects | Ir in handle__connect per connect | Ir in the broker per connect |"
 echo "|---|---|---|---|"

@@ -13,7 +13,7 @@
 //!   itself are functions of exactly those bytes and the policy. An entry answers only a
 //!   question equal to it word for word; the hash only picks the slot.
 //! - Only allows are remembered, and only after the full check allowed them ([`Memo::remember`]
-//!   takes the [`Probe`] of that very question). A denial is always decided (and logged) afresh.
+//!   is given that very question). A denial is always decided (and logged) afresh.
 //! - Every entry carries the generation of the policy that allowed it; an entry of another
 //!   generation is never used. A reload therefore forgets everything at once.
 //! - Questions whose key does not fit an entry ([`KEY_WORDS`] words of eight bytes) and SUBSCRIBE/UNSUBSCRIBE
@@ -112,10 +112,9 @@ fn mix(h: u64, w: u64) -> u64 {
     (h.rotate_left(5) ^ w).wrapping_mul(K)
 }
 
-/// A question made into an entry's key ([`Probe::new`]), for [`Memo::knows`] and, after an
-/// allow, [`Memo::remember`].
+/// A question made into an entry's key ([`Probe::new`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Probe {
+struct Probe {
     generation: u64,
     /// Access, and each part's length (plus one for the username and the id, so that an
     /// absent part differs from an empty one). With the words, it is the whole question.
@@ -131,7 +130,7 @@ impl Probe {
     /// The probe of `q` for the policy of `generation` (the caller changes it whenever the
     /// policy changes).
     #[inline(always)]
-    pub fn new(generation: u64, q: &Question<'_>) -> Probe {
+    fn new(generation: u64, q: &Question<'_>) -> Probe {
         let mut probe = Probe {
             generation,
             shape: 0,
@@ -203,13 +202,15 @@ impl Memo {
         }
     }
 
-    /// Whether the policy of the probe's generation allowed this very question before.
-    #[inline]
-    pub fn knows(&self, probe: &Probe) -> bool {
+    /// Whether the policy of `generation` (the caller changes it whenever the policy changes)
+    /// allowed this very question before.
+    #[inline(always)]
+    pub fn knows(&self, generation: u64, q: &Question<'_>) -> bool {
+        let probe = Probe::new(generation, q);
         let Some(e) = self.entries.get(probe.slot()) else {
             return false;
         };
-        // Every word, unused ones included (zero on both sides): no loop, no branch.
+        // Every word, unused ones included (zero on both sides).
         let mut diff =
             (e.hash ^ probe.hash) | (e.generation ^ probe.generation) | (e.shape ^ probe.shape);
         for (a, b) in e.key.iter().zip(&probe.words) {
@@ -218,9 +219,10 @@ impl Memo {
         diff == 0 && probe.hash != 0
     }
 
-    /// Remembers that the question `probe` was made from was allowed by the policy of its
-    /// generation. Call it only after an allow.
-    pub fn remember(&mut self, probe: &Probe) {
+    /// Remembers that the policy of `generation` allowed the question `q`. Call it only after
+    /// an allow.
+    pub fn remember(&mut self, generation: u64, q: &Question<'_>) {
+        let probe = Probe::new(generation, q);
         if probe.hash == 0 {
             return;
         }
@@ -269,11 +271,10 @@ mod tests {
                 .is_some_and(|d| d.allowed)
         };
         let fresh = decide();
-        let probe = Probe::new(generation, &q);
-        let remembered = memo.knows(&probe) || {
+        let remembered = memo.knows(generation, &q) || {
             let allowed = decide();
             if allowed {
-                memo.remember(&probe);
+                memo.remember(generation, &q);
             }
             allowed
         };
@@ -381,7 +382,7 @@ mod tests {
                                     access,
                                 };
                                 let g = generation + round * 10;
-                                if memo.knows(&Probe::new(g, &q)) {
+                                if memo.knows(g, &q) {
                                     hits += 1;
                                 }
                                 ask(&mut memo, g, p, q);

@@ -9,7 +9,7 @@ use super::instance::Instance;
 use super::sys;
 use crate::acl::{Access, Client, Topic};
 use crate::denial::Denial;
-use crate::memo::{Memo, Probe, Question};
+use crate::memo::{Memo, Question};
 use crate::metrics::METRICS;
 use crate::policy::Policy;
 
@@ -112,13 +112,12 @@ unsafe fn check(
     };
     match hot.memo.filter(|_| policy.config.acl.memo_decisions) {
         Some((memo, generation)) => {
-            let probe = Probe::new(generation, &question);
-            if memo.knows(&probe) {
+            if memo.knows(generation, &question) {
                 METRICS.acl(access as usize, true);
                 return sys::MOSQ_ERR_SUCCESS;
             }
             // SAFETY: as above.
-            unsafe { decide(instance, policy, client, question, Some((memo, probe))) }
+            unsafe { decide(instance, policy, client, question, Some((memo, generation))) }
         }
         // SAFETY: as above.
         None => unsafe { decide(instance, policy, client, question, None) },
@@ -136,7 +135,7 @@ unsafe fn decide(
     policy: &Policy,
     client: *const sys::mosquitto,
     question: Question<'_>,
-    memo: Option<(&mut Memo, Probe)>,
+    memo: Option<(&mut Memo, u64)>,
 ) -> c_int {
     let Question {
         username,
@@ -175,8 +174,8 @@ unsafe fn decide(
     match policy.decide(&who, topic, access) {
         Some(decision) if decision.allowed => {
             METRICS.acl(access as usize, true);
-            if let Some((memo, probe)) = memo {
-                memo.remember(&probe);
+            if let Some((memo, generation)) = memo {
+                memo.remember(generation, &question);
             }
             sys::MOSQ_ERR_SUCCESS
         }

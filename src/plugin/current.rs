@@ -99,33 +99,38 @@ impl CurrentPolicy {
     /// count touched, no `ArcSwap` debt; with the slot's memo), through `ArcSwap` otherwise
     /// (without a memo). The slot may hold the
     /// previous policy for as long as no check has run since a swap; a check never uses it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(Hot<'_>) -> R) -> R {
-        if self
+        let held = self
             .busy
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return f(Hot {
-                policy: &self.swap.load(),
+            .is_ok();
+        let _release = held.then(|| Release(&self.busy));
+        let loaded;
+        // One call of `f` on both ways, so that it can be inlined here.
+        let hot = if held {
+            // Read before the swap's load below, so a swap in between is seen next time.
+            let generation = self.generation.load(Ordering::Acquire);
+            // SAFETY: this caller holds `busy`, so nobody else touches the slot until
+            // `_release` drops; `f` cannot reach the slot except through another `with`, which
+            // finds `busy` held and goes through `ArcSwap`.
+            let slot = unsafe { &mut *self.slot.get() };
+            if slot.generation != generation {
+                slot.policy = self.swap.load_full();
+                slot.generation = generation;
+            }
+            Hot {
+                policy: &slot.policy,
+                memo: Some((&mut slot.memo, slot.generation)),
+            }
+        } else {
+            loaded = self.swap.load();
+            Hot {
+                policy: &loaded,
                 memo: None,
-            });
-        }
-        let _release = Release(&self.busy);
-        // Read before the swap's load below, so a swap in between is seen next time.
-        let generation = self.generation.load(Ordering::Acquire);
-        // SAFETY: this caller holds `busy`, so nobody else touches the slot until `_release`
-        // drops; `f` cannot reach the slot except through another `with`, which finds `busy`
-        // held and goes through `ArcSwap`.
-        let slot = unsafe { &mut *self.slot.get() };
-        if slot.generation != generation {
-            slot.policy = self.swap.load_full();
-            slot.generation = generation;
-        }
-        f(Hot {
-            policy: &slot.policy,
-            memo: Some((&mut slot.memo, slot.generation)),
-        })
+            }
+        };
+        f(hot)
     }
 }
 

@@ -189,9 +189,7 @@ pub struct CredentialCache {
 impl std::fmt::Debug for CredentialCache {
     /// Never the secret key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialCache")
-            .field("entries", &self.len())
-            .finish_non_exhaustive()
+        f.debug_struct("CredentialCache").finish_non_exhaustive()
     }
 }
 

@@ -220,10 +220,15 @@ impl CredentialCache {
     }
 
     fn key(&self, username: &str, password: &[u8]) -> Option<Key> {
+        // Both lengths first, in one word (MQTT strings are at most 65,535 bytes; longer
+        // ones are simply not cached), then the username and the password: the lengths fix
+        // where one ends, so no two pairs are encoded alike.
+        let (Ok(u), Ok(p)) = (u32::try_from(username.len()), u32::try_from(password.len())) else {
+            return None;
+        };
         let mut h = self.keyed.clone()?;
-        h.update(&(username.len() as u64).to_le_bytes());
+        h.update(&(u64::from(u) | (u64::from(p) << 32)).to_le_bytes());
         h.update(username.as_bytes());
-        h.update(&(password.len() as u64).to_le_bytes());
         h.update(password);
         Some(h.finish())
     }

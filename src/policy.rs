@@ -527,9 +527,7 @@ impl Policy {
             return AuthStep::Done(AuthOutcome::Defer);
         };
         let password = password.filter(|p| !p.is_empty());
-        let (Some(hash), Some(fingerprint)) =
-            (db.stored_hash(username), db.entry_fingerprint(username))
-        else {
+        let Some((hash, fingerprint)) = db.hash_and_fingerprint(username) else {
             return match (&self.decoy, password) {
                 (Some(decoy), Some(_)) => AuthStep::Verify(PendingVerify {
                     hash: decoy.clone(),

@@ -382,6 +382,12 @@ impl PasswordDb {
         self.users.get(username).map(|e| e.fingerprint)
     }
 
+    /// The user's decoded hash and [`PasswordDb::entry_fingerprint`], in one lookup (what a
+    /// login needs).
+    pub fn hash_and_fingerprint(&self, username: &str) -> Option<(&StoredHash, u64)> {
+        self.users.get(username).map(|e| (&e.hash, e.fingerprint))
+    }
+
     /// Checks `password` against the user's hash (compared in constant time).
     pub fn verify(&self, username: &str, password: &[u8]) -> Verify {
         match self.users.get(username) {

@@ -3,7 +3,7 @@
 //! changes. This is what keeps repeat connects and the re-authentication of every connected
 //! client on SIGHUP cheap with argon2id or many-iteration PBKDF2.
 //!
-//! Entries are keyed by a 128-bit keyed hash (SipHash-2-4 with 128-bit output, [`Sip128`])
+//! Entries are keyed by a 128-bit keyed hash (SipHash-2-4 with 128-bit output)
 //! under a per-process random key, over an unambiguous (length-prefixed) encoding of username
 //! and password: never the plaintext, and no two different pairs share an encoding. Failures
 //! are never cached.
@@ -25,118 +25,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+
+use siphasher::sip128::Hasher128;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 type Key = [u8; 16];
 
-/// SipHash-2-4 with 128-bit output (Aumasson and Bernstein, "SipHash: a fast short-input
-/// PRF", and the 128-bit variant of its reference implementation), written for this cache:
-/// fed incrementally so the length-prefixed encoding needs no buffer.
-#[derive(Clone)]
-struct Sip128 {
-    v: [u64; 4],
-    /// Bytes not yet absorbed (fewer than 8), little-endian in the low bits.
-    tail: u64,
-    tail_len: usize,
-    /// Bytes fed so far (only the low 8 bits enter the last block).
-    len: u64,
-}
-
-impl Sip128 {
-    fn new(k0: u64, k1: u64) -> Sip128 {
-        Sip128 {
-            v: [
-                k0 ^ 0x736f_6d65_7073_6575,
-                // 0xee: the 128-bit variant.
-                k1 ^ 0x646f_7261_6e64_6f6d ^ 0xee,
-                k0 ^ 0x6c79_6765_6e65_7261,
-                k1 ^ 0x7465_6462_7974_6573,
-            ],
-            tail: 0,
-            tail_len: 0,
-            len: 0,
-        }
-    }
-
-    #[inline(always)]
-    fn round(v: &mut [u64; 4]) {
-        v[0] = v[0].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(13);
-        v[1] ^= v[0];
-        v[0] = v[0].rotate_left(32);
-        v[2] = v[2].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(16);
-        v[3] ^= v[2];
-        v[0] = v[0].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(21);
-        v[3] ^= v[0];
-        v[2] = v[2].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(17);
-        v[1] ^= v[2];
-        v[2] = v[2].rotate_left(32);
-    }
-
-    #[inline(always)]
-    fn absorb(&mut self, m: u64) {
-        self.v[3] ^= m;
-        Self::round(&mut self.v);
-        Self::round(&mut self.v);
-        self.v[0] ^= m;
-    }
-
-    /// Up to 8 bytes as a little-endian word.
-    #[inline(always)]
-    fn word(bytes: &[u8]) -> u64 {
-        let mut w = [0u8; 8];
-        w[..bytes.len()].copy_from_slice(bytes);
-        u64::from_le_bytes(w)
-    }
-
-    fn update(&mut self, mut bytes: &[u8]) {
-        self.len = self.len.wrapping_add(bytes.len() as u64);
-        if self.tail_len > 0 {
-            let take = (8 - self.tail_len).min(bytes.len());
-            let (head, rest) = bytes.split_at(take);
-            // tail_len is 1 to 7 here: the shift stays below 64.
-            self.tail |= Self::word(head) << (8 * self.tail_len);
-            self.tail_len += take;
-            bytes = rest;
-            if self.tail_len < 8 {
-                return;
-            }
-            let m = self.tail;
-            self.absorb(m);
-            self.tail = 0;
-            self.tail_len = 0;
-        }
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            self.absorb(Self::word(word));
-        }
-        self.tail = Self::word(words.remainder());
-        self.tail_len = words.remainder().len();
-    }
-
-    fn finish(mut self) -> Key {
-        let last = self.tail | ((self.len & 0xff) << 56);
-        self.absorb(last);
-        self.v[2] ^= 0xee;
-        for _ in 0..4 {
-            Self::round(&mut self.v);
-        }
-        let first = self.v[0] ^ self.v[1] ^ self.v[2] ^ self.v[3];
-        self.v[1] ^= 0xdd;
-        for _ in 0..4 {
-            Self::round(&mut self.v);
-        }
-        let second = self.v[0] ^ self.v[1] ^ self.v[2] ^ self.v[3];
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&first.to_le_bytes());
-        out[8..].copy_from_slice(&second.to_le_bytes());
-        out
-    }
-}
+/// SipHash-2-4 with 128-bit output, from the `siphasher` crate.
+type Sip128 = siphasher::sip128::SipHasher24;
 
 /// Hashes a [`Key`] by its first eight bytes: keys are keyed-hash outputs under a secret the
 /// clients never see, so they are already uniformly spread and cannot be aimed at one bucket.
@@ -210,7 +107,7 @@ impl CredentialCache {
                 w.copy_from_slice(k);
                 u64::from_le_bytes(w)
             };
-            Sip128::new(word(k0), word(k1))
+            Sip128::new_with_keys(word(k0), word(k1))
         });
         secret.fill(0);
         CredentialCache {
@@ -226,11 +123,11 @@ impl CredentialCache {
         let (Ok(u), Ok(p)) = (u32::try_from(username.len()), u32::try_from(password.len())) else {
             return None;
         };
-        let mut h = self.keyed.clone()?;
-        h.update(&(u64::from(u) | (u64::from(p) << 32)).to_le_bytes());
-        h.update(username.as_bytes());
-        h.update(password);
-        Some(h.finish())
+        let mut h = self.keyed?;
+        h.write(&(u64::from(u) | (u64::from(p) << 32)).to_le_bytes());
+        h.write(username.as_bytes());
+        h.write(password);
+        Some(h.finish128().as_bytes())
     }
 
     /// Whether this exact pair verified against this exact password line less than `ttl` ago. `fingerprint` identifies that line
@@ -343,7 +240,7 @@ mod tests {
 
     /// The reference key 00 01 .. 0f.
     fn reference() -> Sip128 {
-        Sip128::new(0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908)
+        Sip128::new_with_keys(0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908)
     }
 
     #[test]
@@ -362,16 +259,16 @@ mod tests {
             (63, "5150d1772f50834a503e069a973fbd7c"),
         ] {
             let mut h = reference();
-            h.update(&message[..len]);
-            assert_eq!(h.finish(), hex(expected), "length {len}");
+            h.write(&message[..len]);
+            assert_eq!(h.finish128().as_bytes(), hex(expected), "length {len}");
             // Fed in pieces that cross word boundaries: the same output.
             for split in [1, 3, 8, 11] {
                 let mut h = reference();
                 for piece in message[..len].chunks(split) {
-                    h.update(piece);
+                    h.write(piece);
                 }
                 assert_eq!(
-                    h.finish(),
+                    h.finish128().as_bytes(),
                     hex(expected),
                     "length {len} in pieces of {split}"
                 );

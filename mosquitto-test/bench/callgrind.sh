@@ -167,7 +167,7 @@ for policy in ${POLICIES:-small 1k 100k patterns}; do run mqttguard-no-memo "$po
 
 # Repeat connects.
 "$cli" passwd -c -b pw "$work/argon" dev >/dev/null 2>&1
-echo "topic readwrite x" > "$work/conn.acl"
+printf "user dev\ntopic readwrite x\n" > "$work/conn.acl"
 connects() {
   local mode=$1 port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -431,3 +431,39 @@ fn basic_auth_off_the_main_thread_is_answered_synchronously() {
         }
     }
 }
+
+/// #3: the throttle is asked before the credential cache: once an address is throttled for a
+/// username, even the right password, remembered by the cache from an earlier login, is
+/// refused (a guesser cannot test guesses against remembered credentials).
+#[test]
+fn a_cached_password_is_still_throttled() {
+    let pw = passwd_file(&[("admin", "admin-pw", Argon2id)]);
+    let b = BrokerConfig::new(Mode::Plugin)
+        .password_file(pw)
+        .toml(THROTTLE)
+        .acl_file("user admin\ntopic readwrite admin/#\n")
+        .start();
+    let login = |pw: &str| {
+        Client::connack_code(
+            b.port(),
+            &ConnectOpts::v5("guesser")
+                .login("admin", pw)
+                .from_address("127.0.0.1"),
+        )
+    };
+    assert_eq!(login("admin-pw"), Some(0), "log:\n{}", b.log());
+    assert_eq!(login("admin-pw"), Some(0), "cached; log:\n{}", b.log());
+    for n in 0..3 {
+        assert_eq!(
+            login(&format!("guess-{n}")),
+            Some(not_authorised(Proto::V5))
+        );
+    }
+    assert_eq!(
+        login("admin-pw"),
+        Some(not_authorised(Proto::V5)),
+        "a throttled address got a cached credential accepted; log:\n{}",
+        b.log()
+    );
+    assert!(b.log().contains("throttled"), "log:\n{}", b.log());
+}

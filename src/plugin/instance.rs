@@ -53,8 +53,9 @@ pub(crate) struct Instance {
     pub(crate) throttle: Arc<Throttle>,
     /// File watching and the metrics textfile; `None` if its thread could not start.
     housekeeping: Option<Housekeeping>,
-    /// When this instance last published its `$SYS` counters.
-    last_sys_publish: std::sync::Mutex<Option<Instant>>,
+    /// When this instance publishes its `$SYS` counters next (milliseconds as
+    /// [`Instance::now_ms`]; 0: at the first tick).
+    next_sys_publish: AtomicU64,
     /// The broker's main thread (the one that loaded us): only its basic-auth calls may be
     /// answered later, and only it may complete them.
     main_thread: ThreadId,
@@ -79,7 +80,7 @@ impl Instance {
             pool: None,
             throttle: Arc::new(Throttle::new()),
             housekeeping: None,
-            last_sys_publish: std::sync::Mutex::new(None),
+            next_sys_publish: AtomicU64::new(0),
             main_thread: std::thread::current().id(),
             started: Instant::now(),
             revalidating_since: AtomicU64::new(0),
@@ -160,22 +161,30 @@ impl Instance {
     /// Publishes the counters under `$SYS/broker/mqttguard/` if `[metrics] sys_interval` has
     /// passed since the last time. Called from TICK, on the broker's thread.
     pub(crate) fn publish_metrics(&self) {
-        let policy = self.policy.load();
-        let interval = policy.config.metrics.sys_interval;
+        // Ticks come several times per connect on 2.0: the usual tick reads the interval
+        // through the hot slot, the clock, and one atomic, and takes no lock.
+        let interval = self
+            .policy
+            .with(|hot| hot.policy.config.metrics.sys_interval);
         if interval == 0 {
             return;
         }
-        let now = Instant::now();
+        let now = self.now_ms();
+        let next = self.next_sys_publish.load(Ordering::Relaxed);
+        if now < next
+            || self
+                .next_sys_publish
+                .compare_exchange(
+                    next,
+                    now + interval * 1000,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
         {
-            let mut last = self
-                .last_sys_publish
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(interval)) {
-                return;
-            }
-            *last = Some(now);
+            return;
         }
+        let policy = self.policy.load();
         let gauges = policy.gauges(self.pool.as_ref().map_or((0, 0), |p| p.load()));
         for (topic, value) in METRICS.sys_topics(&gauges) {
             self.broker.publish_retained(

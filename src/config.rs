@@ -176,9 +176,10 @@ pub struct AclConfig {
     /// allows every subscription and filters at delivery; default false, like Mosquitto.
     #[serde(default)]
     pub check_subscribe: bool,
-    /// Remember recent READ/WRITE decisions (a fixed table of 1,024 per plugin instance,
+    /// Remember recent READ/WRITE allows (a fixed table of 16,384 per plugin instance,
     /// forgotten on every reload): a repeated question is answered without walking the rules.
-    /// Default true; false decides every check from the rules.
+    /// Denials are always decided afresh. Default true; false decides every check from the
+    /// rules.
     #[serde(default = "yes")]
     pub memo_decisions: bool,
 }

@@ -23,8 +23,10 @@
 
 use crate::acl::Access;
 
-/// Entries in the table (a power of two).
-const SLOTS: usize = 1024;
+/// Entries in the table (a power of two): 1.4 MB of address space, of which only the pages
+/// that entries land on become resident. Room for the questions of a fan-out to some
+/// thousands of subscribers (each subscriber's READ of a topic is one question).
+const SLOTS: usize = 16384;
 /// Words in an entry's key: username, client id (when used) and topic, each taking
 /// `len.div_ceil(8)` words; a longer question is not remembered.
 const KEY_WORDS: usize = 8;
@@ -68,24 +70,11 @@ impl Question<'_> {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Entry {
-    /// The key's hash, with the low bit set; 0 for an empty entry.
-    hash: u64,
-    /// The generation of the policy that allowed.
-    generation: u64,
-    /// Access, and the length of each part (see [`Probe`]).
-    shape: u64,
-    /// The question's words ([`Question::words`]), zero after the last.
-    key: [u64; KEY_WORDS],
-}
-
-const EMPTY: Entry = Entry {
-    hash: 0,
-    generation: 0,
-    shape: 0,
-    key: [0; KEY_WORDS],
-};
+/// One entry, as words (so that a new table is zeroed memory the system hands out lazily):
+/// the key's hash with the low bit set (0 for an empty entry), the generation of the policy
+/// that allowed, the shape (see [`Probe`]), then the question's words ([`Question::words`]),
+/// zero after the last.
+type Entry = [u64; 3 + KEY_WORDS];
 
 /// The memo: one per plugin instance, used by one thread at a time.
 pub struct Memo {
@@ -100,7 +89,7 @@ impl Default for Memo {
 
 impl std::fmt::Debug for Memo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let used = self.entries.iter().filter(|e| e.hash != 0).count();
+        let used = self.entries.iter().filter(|e| e[0] != 0).count();
         write!(f, "Memo({used} of {SLOTS} entries used)")
     }
 }
@@ -195,10 +184,10 @@ impl Probe {
 }
 
 impl Memo {
-    /// An empty memo (the one allocation it ever makes).
+    /// An empty memo (the one allocation it ever makes; zeroed memory).
     pub fn new() -> Memo {
         Memo {
-            entries: vec![EMPTY; SLOTS].into_boxed_slice(),
+            entries: vec![[0; 3 + KEY_WORDS]; SLOTS].into_boxed_slice(),
         }
     }
 
@@ -211,9 +200,8 @@ impl Memo {
             return false;
         };
         // Every word, unused ones included (zero on both sides).
-        let mut diff =
-            (e.hash ^ probe.hash) | (e.generation ^ probe.generation) | (e.shape ^ probe.shape);
-        for (a, b) in e.key.iter().zip(&probe.words) {
+        let mut diff = (e[0] ^ probe.hash) | (e[1] ^ probe.generation) | (e[2] ^ probe.shape);
+        for (a, b) in e[3..].iter().zip(&probe.words) {
             diff |= a ^ b;
         }
         diff == 0 && probe.hash != 0
@@ -227,12 +215,10 @@ impl Memo {
             return;
         }
         if let Some(e) = self.entries.get_mut(probe.slot()) {
-            *e = Entry {
-                hash: probe.hash,
-                generation: probe.generation,
-                shape: probe.shape,
-                key: probe.words,
-            };
+            e[0] = probe.hash;
+            e[1] = probe.generation;
+            e[2] = probe.shape;
+            e[3..].copy_from_slice(&probe.words);
         }
     }
 }

@@ -140,7 +140,7 @@ pub(super) fn scan<'t>(
     loop {
         line_no += 1;
         let rest = text.get(offset..).unwrap_or_default();
-        let len = rest.iter().position(|&b| b == b'\n');
+        let len = find_newline(rest);
         let raw = &rest[..len.unwrap_or(rest.len())];
         let err = |e| Located::new(file, line_no, e);
         let line = match whole.and_then(|s| s.get(offset..offset + raw.len())) {
@@ -170,6 +170,28 @@ pub(super) fn scan<'t>(
     }
 }
 
+/// Where the first `\n` of `s` is. Eight bytes at a time (the "has a zero byte" test on the
+/// word XOR `\n`): a line is a few words.
+fn find_newline(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_le_bytes([b'\n'; 8]);
+    let mut at = 0;
+    while let Some(word) = s.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*word) ^ NEWLINES;
+        // The lowest flagged byte is exactly the first zero byte (borrows only go upwards).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    s.get(at..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| at + p)
+}
+
 /// One line of the file, trailing whitespace removed: `None` for a blank line or a comment.
 fn read_line(line: &str) -> Result<Option<Line<'_>>, AclError> {
     if line.is_empty() || line.starts_with('#') {
@@ -180,7 +202,7 @@ fn read_line(line: &str) -> Result<Option<Line<'_>>, AclError> {
     if body.is_empty() {
         return Ok(None);
     }
-    let (keyword, rest) = match body.split_once(' ') {
+    let (keyword, rest) = match split_space(body) {
         Some((k, r)) => (k, r.trim_start_matches(' ')),
         None => (body, ""),
     };
@@ -199,7 +221,7 @@ fn read_line(line: &str) -> Result<Option<Line<'_>>, AclError> {
     if rest.is_empty() {
         return Err(AclError::EmptyTopic(keyword_of(kind)));
     }
-    let (access, topic) = match rest.split_once(' ') {
+    let (access, topic) = match split_space(rest) {
         None => (RuleAccess::ReadWrite, rest),
         Some((word, topic)) => {
             let access = match word {
@@ -221,6 +243,12 @@ fn read_line(line: &str) -> Result<Option<Line<'_>>, AclError> {
         access,
         topic,
     }))
+}
+
+/// `s.split_once(' ')`, as a plain byte scan.
+fn split_space(s: &str) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == b' ')?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
 fn keyword_of(kind: RuleKind) -> &'static str {
@@ -264,6 +292,27 @@ mod tests {
     fn error(text: &[u8]) -> (usize, AclError) {
         let e = AclPolicy::parse(Path::new("f.acl"), text).expect_err("refused");
         (e.line, e.error)
+    }
+
+    #[test]
+    fn find_newline_agrees_with_a_byte_search() {
+        let texts: &[&[u8]] = &[
+            b"",
+            b"\n",
+            b"abc",
+            b"abcdefg\n",
+            b"abcdefgh\n",
+            b"abcdefghijklmnopq\nr\n",
+            b"\x8a\x0a\xff\x0b",
+            b"0123456789abcdef",
+            b"0123456789abcdef0123\n",
+        ];
+        for text in texts {
+            for start in 0..text.len() {
+                let s = &text[start..];
+                assert_eq!(find_newline(s), s.iter().position(|&b| b == b'\n'), "{s:?}");
+            }
+        }
     }
 
     /// The first bad line is the one reported, whether the bad bytes (NUL, invalid UTF-8) come

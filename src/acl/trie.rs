@@ -164,8 +164,8 @@ fn max_opt(a: Option<RuleId>, b: Option<RuleId>) -> Option<RuleId> {
 pub(super) struct Builder<'t> {
     /// Node 0 is the root.
     nodes: Vec<BuildNode<'t>>,
-    /// The literal children of nodes with more than [`SCAN_LIMIT`] of them, by parent and
-    /// level (narrower nodes are searched along their list of children).
+    /// The literal children of nodes with more than [`BUILD_SCAN_LIMIT`] of them, by parent
+    /// and level (narrower nodes are searched along their list of children).
     wide: AHashMap<(u32, &'t str), u32>,
     /// Templated children: the template, the child node, and the parent's next templated
     /// child (in first-appearance order).
@@ -175,10 +175,15 @@ pub(super) struct Builder<'t> {
 /// No node: the end of a list of children, or no `+` child.
 const NONE: u32 = u32::MAX;
 
+/// While building, nodes up to this many literal children are searched along their list
+/// (comparing the [`prefix`] words first); wider ones are indexed in [`Builder::wide`].
+const BUILD_SCAN_LIMIT: usize = 32;
+
 #[derive(Debug, Clone, Copy)]
 struct BuildNode<'t> {
-    /// The level that leads here from the parent, for a literal child.
+    /// The level that leads here from the parent, for a literal child, and its [`prefix`].
     key: &'t str,
+    prefix: u64,
     /// First literal child and the next literal sibling (a list, newest first).
     first: u32,
     next: u32,
@@ -195,6 +200,7 @@ struct BuildNode<'t> {
 impl BuildNode<'_> {
     const EMPTY: BuildNode<'static> = BuildNode {
         key: "",
+        prefix: 0,
         first: NONE,
         next: NONE,
         count: 0,
@@ -207,11 +213,21 @@ impl BuildNode<'_> {
 
 impl Default for Builder<'_> {
     fn default() -> Self {
+        let mut nodes = Vec::with_capacity(16);
+        nodes.push(BuildNode::EMPTY);
         Builder {
-            nodes: vec![BuildNode::EMPTY],
+            nodes,
             wide: AHashMap::default(),
             templates: Vec::new(),
         }
+    }
+}
+
+/// Splits off the first level of a filter: `("a", Some("b/c"))` for `a/b/c`.
+fn first_level(s: &str) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == b'/') {
+        Some(at) => (s.get(..at).unwrap_or(s), s.get(at + 1..)),
+        None => (s, None),
     }
 }
 
@@ -225,8 +241,10 @@ impl<'t> Builder<'t> {
         id: RuleId,
     ) {
         let mut node = 0u32;
-        let mut levels = filter.split('/').peekable();
-        while let Some(level) = levels.next() {
+        let mut rest = Some(filter);
+        while let Some(text) = rest {
+            let (level, after) = first_level(text);
+            rest = after;
             if level == "#" {
                 if let Some(n) = self.nodes.get_mut(node as usize) {
                     n.hash.add(access, id);
@@ -240,7 +258,7 @@ impl<'t> Builder<'t> {
             } else {
                 self.literal_child(node, level)
             };
-            if levels.peek().is_none() {
+            if rest.is_none() {
                 if let Some(n) = self.nodes.get_mut(node as usize) {
                     n.terminal.add(access, id);
                 }
@@ -296,14 +314,18 @@ impl<'t> Builder<'t> {
 
     fn literal_child(&mut self, parent: u32, level: &'t str) -> u32 {
         let p = *self.node(parent);
-        if p.count as usize > SCAN_LIMIT {
+        let word = prefix(level.as_bytes());
+        if p.count as usize > BUILD_SCAN_LIMIT {
             if let Some(&child) = self.wide.get(&(parent, level)) {
                 return child;
             }
         } else {
             let mut at = p.first;
             while let Some(n) = self.nodes.get(at as usize) {
-                if n.key == level {
+                if n.prefix == word
+                    && n.key.len() == level.len()
+                    && (level.len() <= 8 || n.key.get(8..) == level.get(8..))
+                {
                     return at;
                 }
                 at = n.next;
@@ -311,6 +333,7 @@ impl<'t> Builder<'t> {
         }
         let child = self.new_node(BuildNode {
             key: level,
+            prefix: word,
             next: p.first,
             ..BuildNode::EMPTY
         });
@@ -319,14 +342,14 @@ impl<'t> Builder<'t> {
             p.first = child;
             p.count = count;
         }
-        if count as usize == SCAN_LIMIT + 1 {
+        if count as usize == BUILD_SCAN_LIMIT + 1 {
             // Too wide to search along the list from now on: index every child.
             let mut at = child;
             while let Some(n) = self.nodes.get(at as usize) {
                 self.wide.insert((parent, n.key), at);
                 at = n.next;
             }
-        } else if count as usize > SCAN_LIMIT {
+        } else if count as usize > BUILD_SCAN_LIMIT {
             self.wide.insert((parent, level), child);
         }
         child

@@ -294,6 +294,193 @@ mod tests {
         (e.line, e.error)
     }
 
+    /// The parser before it scanned into borrowed records, line by line with a `String` per
+    /// field: what the scanner must still say, errors included.
+    #[allow(clippy::type_complexity)]
+    fn reference(
+        file: &Path,
+        text: &[u8],
+    ) -> Result<(Vec<Rule>, Vec<UserLine>), Located<AclError>> {
+        let mut rules = Vec::new();
+        let mut user_lines = Vec::new();
+        let mut current_user: Option<String> = None;
+        for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
+            let line_no = index + 1;
+            let err = |e| Located::new(file, line_no, e);
+            if raw.contains(&0) {
+                return Err(err(AclError::Nul));
+            }
+            let line = std::str::from_utf8(raw).map_err(|_| err(AclError::NotUtf8))?;
+            let line = line.trim_end_matches(is_c_space);
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let body = line.trim_start_matches(' ');
+            if body.is_empty() {
+                continue;
+            }
+            let (keyword, rest) = match body.split_once(' ') {
+                Some((k, r)) => (k, r.trim_start_matches(' ')),
+                None => (body, ""),
+            };
+            match keyword {
+                "topic" | "pattern" => {
+                    let kind = if keyword == "topic" {
+                        RuleKind::Topic
+                    } else {
+                        RuleKind::Pattern
+                    };
+                    if rest.is_empty() {
+                        return Err(err(AclError::EmptyTopic(keyword_of(kind))));
+                    }
+                    let (access, topic) = match rest.split_once(' ') {
+                        None => (RuleAccess::ReadWrite, rest),
+                        Some((word, topic)) => {
+                            let access = match word {
+                                "read" => RuleAccess::Read,
+                                "write" => RuleAccess::Write,
+                                "readwrite" => RuleAccess::ReadWrite,
+                                "deny" => RuleAccess::Deny,
+                                other => {
+                                    return Err(err(AclError::InvalidAccess(other.to_string())))
+                                }
+                            };
+                            (access, topic.trim_matches(is_c_space))
+                        }
+                    };
+                    check_filter(topic).map_err(|reason| {
+                        err(AclError::InvalidTopic {
+                            topic: topic.to_string(),
+                            reason,
+                        })
+                    })?;
+                    rules.push(Rule {
+                        line: line_no,
+                        kind,
+                        access,
+                        topic: topic.to_string(),
+                        user: match kind {
+                            RuleKind::Topic => current_user.clone(),
+                            RuleKind::Pattern => None,
+                        },
+                        text: line.to_string(),
+                    });
+                }
+                "user" => {
+                    let name = rest.trim_matches(is_c_space);
+                    if name.is_empty() {
+                        return Err(err(AclError::MissingUsername));
+                    }
+                    user_lines.push(UserLine {
+                        name: name.to_string(),
+                        line: line_no,
+                    });
+                    current_user = Some(name.to_string());
+                }
+                _ => return Err(err(AclError::InvalidLine)),
+            }
+        }
+        Ok((rules, user_lines))
+    }
+
+    /// Pieces of a line: leading spaces, keyword, separator, access word, filter or name,
+    /// trailing whitespace. Mostly valid, so that many texts parse.
+    const LEADS: &[&[u8]] = &[b"", b"", b"", b" ", b"  "];
+    const KEYWORDS: &[&[u8]] = &[
+        b"topic", b"topic", b"pattern", b"user", b"user", b"# c", b"", b"bogus", b"Topic",
+    ];
+    const SEPARATORS: &[&[u8]] = &[b" ", b" ", b" ", b"  ", b"\t", b""];
+    const WORDS: &[&[u8]] = &[
+        b"",
+        b"",
+        b"read ",
+        b"write ",
+        b"readwrite ",
+        b"deny ",
+        b"deny  ",
+        b"bad ",
+    ];
+    const FILTERS: &[&[u8]] = &[
+        b"a/b",
+        b"bob",
+        b"#",
+        b"x/#",
+        b"a/+/c",
+        b"%c/%u",
+        b"+",
+        b"a#",
+        b"",
+        b"\xc3\xa9/x",
+        b"\xff",
+        b"\xc3",
+        b"a\0b",
+        b"a b",
+    ];
+    const TRAILS: &[&[u8]] = &[b"", b"", b"", b" ", b"\t", b"\r", b" \x0b", b"\n"];
+
+    fn line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::strategy::Strategy;
+        (
+            0..LEADS.len(),
+            0..KEYWORDS.len(),
+            0..SEPARATORS.len(),
+            0..WORDS.len(),
+            0..FILTERS.len(),
+            0..TRAILS.len(),
+        )
+            .prop_map(|(l, k, s, w, f, t)| {
+                [
+                    LEADS[l],
+                    KEYWORDS[k],
+                    SEPARATORS[s],
+                    WORDS[w],
+                    FILTERS[f],
+                    TRAILS[t],
+                ]
+                .concat()
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Records, user lines, places and errors are the reference parser's, on texts made of
+        /// keywords, filters, spaces, newlines and bad bytes.
+        #[test]
+        fn scanner_agrees_with_the_reference(
+            lines in proptest::collection::vec(line(), 0..12),
+            final_newline: bool,
+        ) {
+            let mut text = lines.join(&b'\n');
+            if final_newline {
+                text.push(b'\n');
+            }
+            let file = Path::new("f.acl");
+            let policy = AclPolicy::parse(file, &text);
+            match reference(file, &text) {
+                Err(e) => {
+                    proptest::prop_assert_eq!(policy.err(), Some(e.clone()));
+                    proptest::prop_assert_eq!(super::rules(file, &text).err(), Some(e));
+                }
+                Ok((rules, user_lines)) => {
+                    let policy = policy.expect("the reference parsed it");
+                    proptest::prop_assert_eq!(super::rules(file, &text).ok(), Some(rules.clone()));
+                    proptest::prop_assert_eq!(policy.rules(), &rules[..]);
+                    proptest::prop_assert_eq!(policy.user_lines(), &user_lines[..]);
+                    for (i, rule) in rules.iter().enumerate() {
+                        proptest::prop_assert_eq!(
+                            policy.describe(super::super::Reason::Rule(super::super::RuleId(i as u32))),
+                            format!("f.acl:{}: {}", rule.line, rule.text)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn find_newline_agrees_with_a_byte_search() {
         let texts: &[&[u8]] = &[

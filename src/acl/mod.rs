@@ -241,71 +241,108 @@ pub struct AclPolicy {
 impl AclPolicy {
     /// Parses and compiles an ACL file's contents; `file` names it in errors.
     pub fn parse(file: &Path, text: &[u8]) -> Result<AclPolicy, Located<AclError>> {
-        let parsed = parse::parse(file, text)?;
-        // Rules grouped by list (user, anonymous, patterns); each list is built and frozen
-        // before the next, so only one list's build structure exists at a time.
-        let mut lists: AHashMap<&str, Vec<u32>> = AHashMap::default();
-        let mut anonymous_rules = Vec::new();
-        let mut pattern_rules = Vec::new();
-        for name in &parsed.users {
-            lists.entry(name.as_str()).or_default();
+        /// Rule lists: the anonymous one, the patterns, then one per user name.
+        const ANONYMOUS: u32 = 0;
+        const PATTERNS: u32 = 1;
+        const FIRST_USER: u32 = 2;
+        /// A rule until its list is built: its filter in the text, its list, its access.
+        struct Pending<'t> {
+            topic: &'t str,
+            list: u32,
+            access: RuleAccess,
         }
-        for (index, rule) in parsed.rules.iter().enumerate() {
-            let index = index as u32;
-            match (rule.kind, &rule.user) {
-                (RuleKind::Pattern, _) => pattern_rules.push(index),
-                (RuleKind::Topic, None) => anonymous_rules.push(index),
-                (RuleKind::Topic, Some(user)) => {
-                    lists.entry(user.as_str()).or_default().push(index)
-                }
+        // One pass over the text. A rule takes a line of at least eight bytes with its
+        // newline (`topic a`): reserve for that many, so the records are not copied while
+        // they grow.
+        let lines = text.iter().filter(|&&b| b == b'\n').count() + 1;
+        let most = lines.min(text.len() / 8 + 1);
+        let mut pending: Vec<Pending<'_>> = Vec::with_capacity(most);
+        let mut places: Vec<(usize, u32)> = Vec::with_capacity(most);
+        let mut user_lines: Vec<UserLine> = Vec::new();
+        // Names of the `user` blocks in first-appearance order; list `FIRST_USER + i`.
+        let mut names: Vec<&str> = Vec::new();
+        let mut list_of: AHashMap<&str, u32> = AHashMap::default();
+        let mut current = ANONYMOUS;
+        parse::scan(file, text, |at, line| match line {
+            parse::Line::User(name) => {
+                current = *list_of.entry(name).or_insert_with(|| {
+                    names.push(name);
+                    FIRST_USER + u32::try_from(names.len() - 1).unwrap_or(u32::MAX)
+                });
+                user_lines.push(UserLine {
+                    name: name.to_string(),
+                    line: at.line,
+                });
             }
+            parse::Line::Rule {
+                kind,
+                access,
+                topic,
+            } => {
+                let list = match kind {
+                    RuleKind::Pattern => PATTERNS,
+                    RuleKind::Topic => current,
+                };
+                pending.push(Pending {
+                    topic,
+                    list,
+                    access,
+                });
+                places.push((at.offset, u32::try_from(at.line).unwrap_or(u32::MAX)));
+            }
+        })?;
+        drop(list_of);
+        // The rules of each list in file order (a counting sort by list), so each list is
+        // built and frozen before the next and only one build structure exists at a time.
+        let list_count = FIRST_USER as usize + names.len();
+        let mut starts = vec![0u32; list_count + 1];
+        for rule in &pending {
+            starts[rule.list as usize + 1] += 1;
         }
+        for at in 1..starts.len() {
+            starts[at] += starts[at - 1];
+        }
+        let mut by_list = vec![0u32; pending.len()];
+        let mut fill = starts.clone();
+        for (id, rule) in pending.iter().enumerate() {
+            let slot = &mut fill[rule.list as usize];
+            by_list[*slot as usize] = id as u32;
+            *slot += 1;
+        }
+        drop(fill);
+        let list = |l: u32| {
+            let l = l as usize;
+            &by_list[starts[l] as usize..starts[l + 1] as usize]
+        };
         let mut trie = Trie::default();
-        let build = |trie: &mut Trie, ids: &[u32]| {
+        let build = |trie: &mut Trie, ids: &[u32], templated: bool| {
             let mut builder = Builder::default();
             for &id in ids {
-                let rule = &parsed.rules[id as usize];
-                builder.insert(
-                    &rule.topic,
-                    rule.kind == RuleKind::Pattern,
-                    rule.access,
-                    RuleId(id),
-                );
+                let rule = &pending[id as usize];
+                builder.insert(rule.topic, templated, rule.access, RuleId(id));
             }
             trie.add(builder)
         };
-        let mut named: Vec<(&str, NodeId)> = Vec::with_capacity(lists.len());
-        for (name, ids) in &lists {
-            named.push((name, build(&mut trie, ids)));
+        let mut named: Vec<(&str, NodeId)> = Vec::with_capacity(names.len());
+        for (at, name) in names.iter().enumerate() {
+            let root = build(&mut trie, list(FIRST_USER + at as u32), false);
+            named.push((name, root));
         }
         let users = trie.add_named(&named);
         drop(named);
-        drop(lists);
-        let anonymous = (!anonymous_rules.is_empty()).then(|| build(&mut trie, &anonymous_rules));
-        let patterns = (!pattern_rules.is_empty()).then(|| build(&mut trie, &pattern_rules));
+        let anonymous = list(ANONYMOUS);
+        let anonymous = (!anonymous.is_empty()).then(|| build(&mut trie, anonymous, false));
+        let pattern_count = list(PATTERNS).len();
+        let patterns = (pattern_count > 0).then(|| build(&mut trie, list(PATTERNS), true));
+        let rule_count = pending.len();
+        drop(by_list);
+        drop(pending);
         trie.shrink();
-        // Where each rule's line starts (rules are in file order, so one pass over the text).
-        let mut places = Vec::with_capacity(parsed.rules.len());
-        let mut lines = text.split(|&b| b == b'\n');
-        let (mut line_no, mut offset) = (0usize, 0usize);
-        let pattern_count = parsed
-            .rules
-            .iter()
-            .filter(|r| r.kind == RuleKind::Pattern)
-            .count();
-        for rule in &parsed.rules {
-            while line_no + 1 < rule.line {
-                offset += lines.next().map_or(0, |l| l.len() + 1);
-                line_no += 1;
-            }
-            places.push((offset, u32::try_from(rule.line).unwrap_or(u32::MAX)));
-        }
-        let rule_count = parsed.rules.len();
-        drop(parsed.rules);
+        places.shrink_to_fit();
         Ok(AclPolicy {
             file: file.to_path_buf(),
-            user_count: parsed.users.len(),
-            user_lines: parsed.user_lines,
+            user_count: names.len(),
+            user_lines,
             source: text.into(),
             places,
             rule_count,
@@ -332,9 +369,7 @@ impl AclPolicy {
     pub fn rules(&self) -> &[Rule] {
         self.rules.get_or_init(|| {
             // The same text parsed successfully when the policy was made.
-            parse::parse(&self.file, &self.source)
-                .map(|p| p.rules)
-                .unwrap_or_default()
+            parse::rules(&self.file, &self.source).unwrap_or_default()
         })
     }
 

@@ -157,43 +157,214 @@ fn max_opt(a: Option<RuleId>, b: Option<RuleId>) -> Option<RuleId> {
 }
 
 /// A rule list while it is being built; [`Trie::add`] freezes it into the compact form.
-#[derive(Debug, Default)]
-pub(super) struct Builder {
-    literal: AHashMap<Box<str>, Builder>,
-    plus: Option<Box<Builder>>,
-    templates: Vec<(Template, Builder)>,
+///
+/// Flat: every node in one vector, linked by index, with the level texts borrowed from the
+/// file's text, so building allocates a handful of vectors per list rather than a map and a
+/// string per node.
+#[derive(Debug)]
+pub(super) struct Builder<'t> {
+    /// Node 0 is the root.
+    nodes: Vec<BuildNode<'t>>,
+    /// The literal children of nodes with more than [`BUILD_SCAN_LIMIT`] of them, by parent
+    /// and level (narrower nodes are searched along their list of children).
+    wide: AHashMap<(u32, &'t str), u32>,
+    /// Templated children: the template, the child node, and the parent's next templated
+    /// child (in first-appearance order).
+    templates: Vec<(Template, u32, u32)>,
+}
+
+/// No node: the end of a list of children, or no `+` child.
+const NONE: u32 = u32::MAX;
+
+/// While building, nodes up to this many literal children are searched along their list
+/// (comparing the [`prefix`] words first); wider ones are indexed in [`Builder::wide`].
+const BUILD_SCAN_LIMIT: usize = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct BuildNode<'t> {
+    /// The level that leads here from the parent, for a literal child, and its [`prefix`].
+    key: &'t str,
+    prefix: u64,
+    /// First literal child and the next literal sibling (a list, newest first).
+    first: u32,
+    next: u32,
+    /// Number of literal children.
+    count: u32,
+    /// The `+` child.
+    plus: u32,
+    /// First templated child, in [`Builder::templates`].
+    templates: u32,
     terminal: Terminal,
     hash: Terminal,
 }
 
-impl Builder {
+impl BuildNode<'_> {
+    const EMPTY: BuildNode<'static> = BuildNode {
+        key: "",
+        prefix: 0,
+        first: NONE,
+        next: NONE,
+        count: 0,
+        plus: NONE,
+        templates: NONE,
+        terminal: Terminal::EMPTY,
+        hash: Terminal::EMPTY,
+    };
+}
+
+impl Default for Builder<'_> {
+    fn default() -> Self {
+        let mut nodes = Vec::with_capacity(16);
+        nodes.push(BuildNode::EMPTY);
+        Builder {
+            nodes,
+            wide: AHashMap::default(),
+            templates: Vec::new(),
+        }
+    }
+}
+
+/// Splits off the first level of a filter: `("a", Some("b/c"))` for `a/b/c`.
+fn first_level(s: &str) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == b'/') {
+        Some(at) => (s.get(..at).unwrap_or(s), s.get(at + 1..)),
+        None => (s, None),
+    }
+}
+
+impl<'t> Builder<'t> {
     /// Adds a rule. `templated` enables `%c`/`%u` levels (pattern rules only).
-    pub(super) fn insert(&mut self, filter: &str, templated: bool, access: RuleAccess, id: RuleId) {
-        let mut node = self;
-        let mut levels = filter.split('/').peekable();
-        while let Some(level) = levels.next() {
+    pub(super) fn insert(
+        &mut self,
+        filter: &'t str,
+        templated: bool,
+        access: RuleAccess,
+        id: RuleId,
+    ) {
+        let mut node = 0u32;
+        let mut rest = Some(filter);
+        while let Some(text) = rest {
+            let (level, after) = first_level(text);
+            rest = after;
             if level == "#" {
-                node.hash.add(access, id);
+                if let Some(n) = self.nodes.get_mut(node as usize) {
+                    n.hash.add(access, id);
+                }
                 return;
             }
             node = if level == "+" {
-                node.plus.get_or_insert_with(Box::default)
+                self.plus_child(node)
             } else if let Some(template) = templated.then(|| Template::parse(level)).flatten() {
-                let at = match node.templates.iter().position(|(t, _)| *t == template) {
-                    Some(at) => at,
-                    None => {
-                        node.templates.push((template, Builder::default()));
-                        node.templates.len() - 1
-                    }
-                };
-                &mut node.templates[at].1
+                self.template_child(node, template)
             } else {
-                node.literal.entry(level.into()).or_default()
+                self.literal_child(node, level)
             };
-            if levels.peek().is_none() {
-                node.terminal.add(access, id);
+            if rest.is_none() {
+                if let Some(n) = self.nodes.get_mut(node as usize) {
+                    n.terminal.add(access, id);
+                }
             }
         }
+    }
+
+    fn node(&self, at: u32) -> &BuildNode<'t> {
+        self.nodes.get(at as usize).unwrap_or(&BuildNode::EMPTY)
+    }
+
+    fn new_node(&mut self, node: BuildNode<'t>) -> u32 {
+        self.nodes.push(node);
+        index(self.nodes.len() - 1)
+    }
+
+    fn plus_child(&mut self, parent: u32) -> u32 {
+        match self.node(parent).plus {
+            NONE => {
+                let child = self.new_node(BuildNode::EMPTY);
+                if let Some(p) = self.nodes.get_mut(parent as usize) {
+                    p.plus = child;
+                }
+                child
+            }
+            child => child,
+        }
+    }
+
+    fn template_child(&mut self, parent: u32, template: Template) -> u32 {
+        let mut last = NONE;
+        let mut at = self.node(parent).templates;
+        while let Some((t, child, next)) = self.templates.get(at as usize) {
+            if *t == template {
+                return *child;
+            }
+            last = at;
+            at = *next;
+        }
+        let child = self.new_node(BuildNode::EMPTY);
+        let entry = index(self.templates.len());
+        self.templates.push((template, child, NONE));
+        match self.templates.get_mut(last as usize) {
+            Some(previous) => previous.2 = entry,
+            None => {
+                if let Some(p) = self.nodes.get_mut(parent as usize) {
+                    p.templates = entry;
+                }
+            }
+        }
+        child
+    }
+
+    fn literal_child(&mut self, parent: u32, level: &'t str) -> u32 {
+        let p = *self.node(parent);
+        let word = prefix(level.as_bytes());
+        if p.count as usize > BUILD_SCAN_LIMIT {
+            if let Some(&child) = self.wide.get(&(parent, level)) {
+                return child;
+            }
+        } else {
+            let mut at = p.first;
+            while let Some(n) = self.nodes.get(at as usize) {
+                if n.prefix == word
+                    && n.key.len() == level.len()
+                    && (level.len() <= 8 || n.key.get(8..) == level.get(8..))
+                {
+                    return at;
+                }
+                at = n.next;
+            }
+        }
+        let child = self.new_node(BuildNode {
+            key: level,
+            prefix: word,
+            next: p.first,
+            ..BuildNode::EMPTY
+        });
+        let count = p.count + 1;
+        if let Some(p) = self.nodes.get_mut(parent as usize) {
+            p.first = child;
+            p.count = count;
+        }
+        if count as usize == BUILD_SCAN_LIMIT + 1 {
+            // Too wide to search along the list from now on: index every child.
+            let mut at = child;
+            while let Some(n) = self.nodes.get(at as usize) {
+                self.wide.insert((parent, n.key), at);
+                at = n.next;
+            }
+        } else if count as usize > BUILD_SCAN_LIMIT {
+            self.wide.insert((parent, level), child);
+        }
+        child
+    }
+
+    /// The literal children of node `at`, as (level, node).
+    fn literals(&self, at: u32) -> impl Iterator<Item = (&'t str, u32)> + '_ {
+        let mut next = self.node(at).first;
+        std::iter::from_fn(move || {
+            let n = self.nodes.get(next as usize)?;
+            let item = (n.key, next);
+            next = n.next;
+            Some(item)
+        })
     }
 }
 
@@ -387,8 +558,8 @@ fn index(n: usize) -> u32 {
 
 impl Trie {
     /// Freezes a built rule list into the arrays; returns its root.
-    pub(super) fn add(&mut self, builder: Builder) -> NodeId {
-        self.freeze(builder)
+    pub(super) fn add(&mut self, builder: Builder<'_>) -> NodeId {
+        self.freeze(&builder, 0, &mut Vec::new())
     }
 
     /// Trims spare capacity once every rule list is in.
@@ -400,23 +571,33 @@ impl Trie {
         self.templates.shrink_to_fit();
     }
 
-    fn freeze(&mut self, b: Builder) -> NodeId {
+    /// Freezes node `at` of `b` and everything below it. `scratch` holds the literal
+    /// children of the nodes on the way down (each call uses the part past what it found).
+    fn freeze<'t>(
+        &mut self,
+        b: &Builder<'t>,
+        at: u32,
+        scratch: &mut Vec<(&'t str, u32)>,
+    ) -> NodeId {
         let id = index(self.nodes.len());
         self.nodes.push(Node::EMPTY);
+        let bn = *b.node(at);
         let mut node = Node {
-            terminal: b.terminal,
-            hash: b.hash,
+            terminal: bn.terminal,
+            hash: bn.hash,
             ..Node::EMPTY
         };
-        let mut deny = b.terminal.deny.max(b.hash.deny);
+        let mut deny = bn.terminal.deny.max(bn.hash.deny);
         // Literal children: a contiguous block of edges, reserved before the children add
         // theirs.
         let first = self.edges.len();
+        let base = scratch.len();
+        scratch.extend(b.literals(at));
+        scratch[base..].sort_unstable_by(|x, y| x.0.cmp(y.0));
+        let count = scratch.len() - base;
         node.edges = index(first);
-        node.edge_count = index(b.literal.len());
-        let mut children: Vec<(Box<str>, Builder)> = b.literal.into_iter().collect();
-        children.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, _) in &children {
+        node.edge_count = index(count);
+        for &(key, _) in &scratch[base..] {
             self.edges.push(Edge {
                 prefix: prefix(key.as_bytes()),
                 key: index(self.keys.len()),
@@ -425,30 +606,33 @@ impl Trie {
             });
             self.keys.extend_from_slice(key.as_bytes());
         }
-        for (at, (_, child)) in children.into_iter().enumerate() {
-            let c = self.freeze(child);
+        for at in 0..count {
+            let child = scratch[base + at].1;
+            let c = self.freeze(b, child, scratch);
             deny = deny.max(self.nodes[c as usize].subtree_deny);
             self.edges[first + at].node = c;
         }
+        scratch.truncate(base);
         self.index_edges(&mut node);
-        if let Some(plus) = b.plus {
-            let c = self.freeze(*plus);
+        if bn.plus != NONE {
+            let c = self.freeze(b, bn.plus, scratch);
             deny = deny.max(self.nodes[c as usize].subtree_deny);
             node.plus = c;
         }
-        if !b.templates.is_empty() {
-            let count = b.templates.len();
-            let mut frozen = Vec::with_capacity(count);
-            for (template, child) in b.templates {
-                let c = self.freeze(child);
+        if bn.templates != NONE {
+            let mut frozen = Vec::new();
+            let mut next = bn.templates;
+            while let Some((template, child, after)) = b.templates.get(next as usize) {
+                next = *after;
+                let c = self.freeze(b, *child, scratch);
                 deny = deny.max(self.nodes[c as usize].subtree_deny);
-                frozen.push((template, c));
+                frozen.push((template.clone(), c));
             }
             // After the children, which add their own templates.
             let start = self.templates.len();
-            self.templates.extend(frozen);
             node.templates = index(start);
-            node.template_count = index(count);
+            node.template_count = index(frozen.len());
+            self.templates.extend(frozen);
         }
         node.subtree_deny = deny;
         node.flags = if node.hash == Terminal::EMPTY {

@@ -94,6 +94,20 @@ impl std::fmt::Debug for Memo {
     }
 }
 
+/// Up to 16 bytes as two words, zero-padded (the second word loaded as the final eight bytes
+/// and shifted down, when there are more than eight).
+#[inline(always)]
+fn two_words(b: &[u8]) -> (u64, u64) {
+    match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(first), Some(last)) if b.len() > 8 => (
+            u64::from_le_bytes(*first),
+            u64::from_le_bytes(*last) >> (8 * (16 - b.len().min(16))),
+        ),
+        (Some(first), _) => (u64::from_le_bytes(*first), 0),
+        _ => (crate::topic::short_word(b), 0),
+    }
+}
+
 /// FxHash-style mixing of one word.
 #[inline(always)]
 fn mix(h: u64, w: u64) -> u64 {
@@ -131,27 +145,41 @@ impl Probe {
         }
         let t = q.topic;
         let hash = match (q.username, q.id) {
-            // The usual question, a username of up to 8 bytes, no client id and a topic of up
-            // to 24 bytes, without loops: the same words as [`Question::words`] makes.
-            (Some(name), None) if (1..=8).contains(&name.len()) && t.len() <= 24 => {
-                probe.shape =
-                    (q.access as u64) | ((name.len() as u64 + 1) << 8) | ((t.len() as u64) << 24);
-                let word = |b: &[u8]| match b.first_chunk::<8>() {
-                    Some(w) => u64::from_le_bytes(*w),
-                    None => crate::topic::short_word(b),
+            // The usual question: a username and a client id (when asked) of up to 16 bytes
+            // and a topic of up to 32, without loops, each part at a fixed place (two words,
+            // two words, four words), zero-padded. Which way a question takes depends only on
+            // its shape, so two questions with one shape are always keyed the same way.
+            (Some(name), id)
+                if (1..=16).contains(&name.len())
+                    && id.is_none_or(|i| i.len() <= 16)
+                    && t.len() <= 32 =>
+            {
+                probe.shape = (q.access as u64)
+                    | ((name.len() as u64 + 1) << 8)
+                    | (id.map_or(0, |i| i.len() as u64 + 1) << 16)
+                    | ((t.len() as u64) << 24);
+                let (u0, u1) = two_words(name);
+                let (i0, i1) = match id {
+                    Some(id) => two_words(id),
+                    None => (0, 0),
                 };
-                let tail = |end: usize| {
-                    t.last_chunk::<8>()
-                        .map_or(0, |w| u64::from_le_bytes(*w) >> (8 * (end - t.len())))
+                let (t0, t1, t2, t3) = match t.get(16..) {
+                    Some(rest) if !rest.is_empty() => {
+                        let (t0, t1) = two_words(t.get(..16).unwrap_or(t));
+                        let (t2, t3) = two_words(rest);
+                        (t0, t1, t2, t3)
+                    }
+                    _ => {
+                        let (t0, t1) = two_words(t);
+                        (t0, t1, 0, 0)
+                    }
                 };
-                let (t0, t1, t2) = match t.len() {
-                    0..=8 => (word(t), 0, 0),
-                    9..=16 => (word(t), tail(16), 0),
-                    _ => (word(t), t.get(8..).map_or(0, word), tail(24)),
-                };
-                let u = word(name);
-                probe.words = [u, t0, t1, t2, 0, 0, 0, 0];
-                mix(mix(mix(mix(mix(0, probe.shape), u), t0), t1), t2)
+                probe.words = [u0, u1, i0, i1, t0, t1, t2, t3];
+                let h = mix(
+                    probe.shape ^ u0,
+                    u1 ^ i0.rotate_left(17) ^ i1.rotate_left(41),
+                );
+                mix(mix(h, t0 ^ t2.rotate_left(29)), t1 ^ t3.rotate_left(29))
             }
             _ => {
                 let user = q.username.map_or(0, <[u8]>::len);
@@ -269,8 +297,9 @@ mod tests {
     }
 
     /// Two different questions never make the same key (shape and words), whichever way the
-    /// probe is made: every length of username, id and topic around the word boundaries,
-    /// with bytes that differ only at one end.
+    /// probe is made (the fixed places of the usual question, or one part after the other):
+    /// every length of username, id and topic around the word boundaries and the limits of
+    /// the usual question, with bytes that differ only at one end.
     #[test]
     fn different_questions_have_different_keys() {
         let mut seen = std::collections::HashMap::new();
@@ -279,14 +308,37 @@ mod tests {
                 .map(|i| b'a' + ((i as u8).wrapping_mul(7) ^ salt) % 26)
                 .collect()
         };
-        for ulen in (0..11).map(Some).chain([None]) {
-            for ilen in [None, Some(0), Some(3), Some(9)] {
-                for tlen in 0..34 {
-                    for salt in [0u8, 1] {
+        let lens = [0, 1, 3, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40];
+        // The base question of a shape, and each question that differs from it in one byte.
+        let variants = |u: Option<usize>, i: Option<usize>, t: usize| {
+            let base = (u.map(|n| text(n, 0)), i.map(|n| text(n, 3)), text(t, 1));
+            let mut all = vec![base.clone()];
+            for at in 0..u.unwrap_or(0) {
+                let mut v = base.clone();
+                if let Some(b) = v.0.as_mut() {
+                    b[at] ^= 0x20;
+                }
+                all.push(v);
+            }
+            for at in 0..i.unwrap_or(0) {
+                let mut v = base.clone();
+                if let Some(b) = v.1.as_mut() {
+                    b[at] ^= 0x20;
+                }
+                all.push(v);
+            }
+            for at in 0..t {
+                let mut v = base.clone();
+                v.2[at] ^= 0x20;
+                all.push(v);
+            }
+            all
+        };
+        for ulen in lens.iter().take(10).copied().map(Some).chain([None]) {
+            for ilen in [None, Some(0), Some(3), Some(9), Some(16), Some(17)] {
+                for tlen in lens {
+                    for (user, id, topic) in variants(ulen, ilen, tlen) {
                         for access in [Access::Read, Access::Write] {
-                            let user = ulen.map(|n| text(n, salt));
-                            let id = ilen.map(|n| text(n, 3));
-                            let topic = text(tlen, salt ^ 1);
                             let q = Question {
                                 username: user.as_deref(),
                                 id: id.as_deref(),
@@ -297,9 +349,6 @@ mod tests {
                             if probe.hash == 0 {
                                 continue;
                             }
-                            let mut general = Vec::new();
-                            q.words(|w| general.push(w));
-                            assert_eq!(&probe.words[..general.len()], &general[..], "{q:?}");
                             let key = (probe.shape, probe.words);
                             let question = (user.clone(), id.clone(), topic.clone(), access);
                             if let Some(other) = seen.insert(key, question.clone()) {

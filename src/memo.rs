@@ -134,74 +134,87 @@ impl Probe {
     /// policy changes).
     #[inline(always)]
     fn new(generation: u64, q: &Question<'_>) -> Probe {
+        Probe::usual(generation, q).unwrap_or_else(|| Probe::general(generation, q))
+    }
+
+    /// The usual question: a username and a client id (when asked) of up to 16 bytes and a
+    /// topic of up to 32, keyed without loops, each part at a fixed place (two words, two
+    /// words, four words), zero-padded. `None` for any other question. Which way a question
+    /// takes depends only on its shape, so two questions with one shape are always keyed the
+    /// same way.
+    #[inline(always)]
+    fn usual(generation: u64, q: &Question<'_>) -> Option<Probe> {
+        let (Some(name), id, t) = (q.username, q.id, q.topic) else {
+            return None;
+        };
+        if !(1..=16).contains(&name.len())
+            || id.is_some_and(|i| i.len() > 16)
+            || t.len() > 32
+            || !matches!(q.access, Access::Read | Access::Write)
+        {
+            return None;
+        }
+        let shape = (q.access as u64)
+            | ((name.len() as u64 + 1) << 8)
+            | (id.map_or(0, |i| i.len() as u64 + 1) << 16)
+            | ((t.len() as u64) << 24);
+        let (u0, u1) = two_words(name);
+        let (i0, i1) = match id {
+            Some(id) => two_words(id),
+            None => (0, 0),
+        };
+        let (t0, t1, t2, t3) = match t.get(16..) {
+            Some(rest) if !rest.is_empty() => {
+                let (t0, t1) = two_words(t.get(..16).unwrap_or(t));
+                let (t2, t3) = two_words(rest);
+                (t0, t1, t2, t3)
+            }
+            _ => {
+                let (t0, t1) = two_words(t);
+                (t0, t1, 0, 0)
+            }
+        };
+        let h = mix(shape ^ u0, u1 ^ i0.rotate_left(17) ^ i1.rotate_left(41));
+        let hash = mix(mix(h, t0 ^ t2.rotate_left(29)), t1 ^ t3.rotate_left(29)) | 1;
+        Some(Probe {
+            generation,
+            shape,
+            words: [u0, u1, i0, i1, t0, t1, t2, t3],
+            hash,
+        })
+    }
+
+    /// Any other question: each part as `len.div_ceil(8)` words ([`Question::words`]), one
+    /// after the other; hash 0 (never remembered) when they do not fit or the access is not
+    /// READ/WRITE.
+    #[inline(never)]
+    fn general(generation: u64, q: &Question<'_>) -> Probe {
         let mut probe = Probe {
             generation,
             shape: 0,
             words: [0; KEY_WORDS],
             hash: 0,
         };
-        if !matches!(q.access, Access::Read | Access::Write) {
+        let user = q.username.map_or(0, <[u8]>::len);
+        let id = q.id.map_or(0, <[u8]>::len);
+        let t = q.topic.len();
+        if user.div_ceil(8) + id.div_ceil(8) + t.div_ceil(8) > KEY_WORDS
+            || !matches!(q.access, Access::Read | Access::Write)
+        {
             return probe;
         }
-        let t = q.topic;
-        let hash = match (q.username, q.id) {
-            // The usual question: a username and a client id (when asked) of up to 16 bytes
-            // and a topic of up to 32, without loops, each part at a fixed place (two words,
-            // two words, four words), zero-padded. Which way a question takes depends only on
-            // its shape, so two questions with one shape are always keyed the same way.
-            (Some(name), id)
-                if (1..=16).contains(&name.len())
-                    && id.is_none_or(|i| i.len() <= 16)
-                    && t.len() <= 32 =>
-            {
-                probe.shape = (q.access as u64)
-                    | ((name.len() as u64 + 1) << 8)
-                    | (id.map_or(0, |i| i.len() as u64 + 1) << 16)
-                    | ((t.len() as u64) << 24);
-                let (u0, u1) = two_words(name);
-                let (i0, i1) = match id {
-                    Some(id) => two_words(id),
-                    None => (0, 0),
-                };
-                let (t0, t1, t2, t3) = match t.get(16..) {
-                    Some(rest) if !rest.is_empty() => {
-                        let (t0, t1) = two_words(t.get(..16).unwrap_or(t));
-                        let (t2, t3) = two_words(rest);
-                        (t0, t1, t2, t3)
-                    }
-                    _ => {
-                        let (t0, t1) = two_words(t);
-                        (t0, t1, 0, 0)
-                    }
-                };
-                probe.words = [u0, u1, i0, i1, t0, t1, t2, t3];
-                let h = mix(
-                    probe.shape ^ u0,
-                    u1 ^ i0.rotate_left(17) ^ i1.rotate_left(41),
-                );
-                mix(mix(h, t0 ^ t2.rotate_left(29)), t1 ^ t3.rotate_left(29))
-            }
-            _ => {
-                let user = q.username.map_or(0, <[u8]>::len);
-                let id = q.id.map_or(0, <[u8]>::len);
-                if user.div_ceil(8) + id.div_ceil(8) + t.len().div_ceil(8) > KEY_WORDS {
-                    return probe;
-                }
-                // Each part is under 64 bytes here, so every length fits its eight bits.
-                probe.shape = (q.access as u64)
-                    | (q.username.map_or(0, |_| user as u64 + 1) << 8)
-                    | (q.id.map_or(0, |_| id as u64 + 1) << 16)
-                    | ((t.len() as u64) << 24);
-                let mut hash = mix(0, probe.shape);
-                let mut at = 0usize;
-                q.words(|w| {
-                    probe.words[at % KEY_WORDS] = w;
-                    at += 1;
-                    hash = mix(hash, w);
-                });
-                hash
-            }
-        };
+        // Each part is under 64 bytes here, so every length fits its eight bits.
+        probe.shape = (q.access as u64)
+            | (q.username.map_or(0, |_| user as u64 + 1) << 8)
+            | (q.id.map_or(0, |_| id as u64 + 1) << 16)
+            | ((t as u64) << 24);
+        let mut hash = mix(0, probe.shape);
+        let mut at = 0usize;
+        q.words(|w| {
+            probe.words[at % KEY_WORDS] = w;
+            at += 1;
+            hash = mix(hash, w);
+        });
         probe.hash = hash | 1;
         probe
     }
@@ -223,7 +236,16 @@ impl Memo {
     /// allowed this very question before.
     #[inline(always)]
     pub fn knows(&self, generation: u64, q: &Question<'_>) -> bool {
-        let probe = Probe::new(generation, q);
+        // Compared on each way separately, so that the usual probe stays in registers.
+        match Probe::usual(generation, q) {
+            Some(probe) => self.holds(&probe),
+            None => self.holds(&Probe::general(generation, q)),
+        }
+    }
+
+    /// Whether the entry the probe picks holds exactly it.
+    #[inline(always)]
+    fn holds(&self, probe: &Probe) -> bool {
         let Some(e) = self.entries.get(probe.slot()) else {
             return false;
         };

@@ -35,28 +35,32 @@ type Key = [u8; 16];
 /// SipHash-2-4 with 128-bit output, from the `siphasher` crate.
 type Sip128 = siphasher::sip128::SipHasher24;
 
-/// Hashes a [`Key`] by its first eight bytes: keys are keyed-hash outputs under a secret the
-/// clients never see, so they are already uniformly spread and cannot be aimed at one bucket.
-/// Saves a SipHash of 16 bytes per lookup.
+/// Hashes a table key as itself, for keys that are already keyed-hash outputs under a secret
+/// the clients never see (this cache's [`Key`]s, the throttle's digests): they are uniformly
+/// spread and cannot be aimed at one bucket, so a second SipHash per lookup would buy nothing.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(crate) struct Prehashed(u64);
 
-impl Hasher for KeyHasher {
+impl Hasher for Prehashed {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 16]` hashes as one write of its bytes (no length prefix for arrays).
-        let mut word = [0u8; 8];
-        for (w, b) in word.iter_mut().zip(bytes) {
-            *w = *b;
+        // A `[u8; 16]` key hashes as one write of its bytes (no length prefix for arrays).
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
         }
-        self.0 ^= u64::from_le_bytes(word);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
     }
 }
 
-type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
+type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<Prehashed>>;
 
 #[derive(Debug)]
 struct Entry {

@@ -16,7 +16,7 @@ pub(crate) mod denial;
 pub mod error;
 pub mod identity;
 pub mod lint;
-pub(crate) mod memo;
+pub mod memo;
 pub(crate) mod metrics;
 pub mod passwd;
 #[allow(unsafe_code)]

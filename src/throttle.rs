@@ -13,7 +13,9 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
+
+use crate::cache::Prehashed;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -51,34 +53,10 @@ struct Entry {
     blocked_until: Instant,
 }
 
-/// Hashes a table key as itself: keys are SipHash digests under this process's random keys,
-/// already uniformly spread, and a client who cannot compute them cannot aim them at one
-/// bucket. Saves a second SipHash per lookup.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64`s are hashed (`write_u64`); fold anything else in all the same.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-}
-
 #[derive(Debug, Default)]
 struct Table {
-    entries: HashMap<u64, Entry, BuildHasherDefault<DigestHasher>>,
+    /// Keyed by SipHash digests under this process's random keys: hashed as themselves.
+    entries: HashMap<u64, Entry, BuildHasherDefault<Prehashed>>,
 }
 
 impl Table {

@@ -1,6 +1,7 @@
 //! Differential property tests: the compiled ACL (through `Policy::check`, as the plugin
 //! calls it) against the naive reference in `tests/reference/mod.rs`, on generated policies,
-//! clients and topics; and the compiled matcher against `topic::filter_matches`.
+//! clients and topics; the memo of allows against `Policy::check`; and the compiled matcher
+//! against `topic::filter_matches`.
 //!
 //! The `differential` fuzz target (`fuzz/`) checks the same property with the same reference.
 
@@ -10,6 +11,7 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use mqttguard::acl::{self, AclPolicy};
+use mqttguard::memo::{Memo, Question};
 use mqttguard::policy::Policy;
 use mqttguard::topic::filter_matches;
 use proptest::prelude::*;
@@ -218,6 +220,63 @@ fn policy_check_matches_reference() {
         "policy_check_matches_reference: {} cases, {tolerated} checks disagreed only because of the in-flight fixes (TOLERATE_IN_FLIGHT = {TOLERATE_IN_FLIGHT})",
         cases()
     );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// The memo of allows, used as the plugin uses it (asked first; on a miss the policy decides
+/// and an allow is remembered), answers every READ and WRITE as `Policy::check` does, over
+/// generated policies and a question list asked twice (the second time mostly from the memo),
+/// and after a second policy takes over (a new generation).
+#[test]
+fn memo_answers_as_the_policy_does() {
+    let mut runner = TestRunner::new(PropConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    let strategy = (
+        acl_file(),
+        acl_file(),
+        prop::collection::vec(client(), 1..6),
+        prop::collection::vec(topic(), 1..12),
+    );
+    let result = runner.run(&strategy, |(first, second, clients, topics)| {
+        let mut memo = Memo::new();
+        for (generation, acl) in [(1, &first), (2, &second), (3, &first)] {
+            let policy = compile(acl);
+            let uses_id = policy.acl.as_ref().is_some_and(|a| a.uses_client_id());
+            for _round in 0..2 {
+                for client in &clients {
+                    for topic in &topics {
+                        for access in [Access::Read, Access::Write] {
+                            let q = Question {
+                                username: client.username.as_deref().map(str::as_bytes),
+                                id: client.id.as_deref().map(str::as_bytes).filter(|_| uses_id),
+                                topic: topic.as_bytes(),
+                                access: core_access(access),
+                            };
+                            let fresh = core_allows(&policy, client, topic, access);
+                            let answered = memo.knows(generation, &q) || {
+                                if fresh {
+                                    memo.remember(generation, &q);
+                                }
+                                fresh
+                            };
+                            prop_assert_eq!(
+                                answered,
+                                fresh,
+                                "{}",
+                                describe(acl, client, topic, access, fresh)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
     if let Err(e) = result {
         panic!("{e}");
     }

@@ -23,12 +23,12 @@ fn access_from(value: c_int) -> Option<Access> {
     }
 }
 
-/// Logs a denied check within the log budget; the client's address and id are read, and the
-/// reason made, only when the line is written.
+/// Denies a check: counts it, and logs it within the log budget (the client's address and id
+/// are read, and the reason made, only when the line is written).
 ///
 /// # Safety
 /// `client` must be the client of the current ACL check.
-unsafe fn log_denied(
+unsafe fn deny(
     instance: &Instance,
     policy: &Policy,
     client: *const sys::mosquitto,
@@ -36,7 +36,8 @@ unsafe fn log_denied(
     topic: &str,
     username: Option<&str>,
     reason: impl FnOnce() -> String,
-) {
+) -> c_int {
+    METRICS.acl(access as usize, false);
     instance.log_denial(policy, || {
         // SAFETY: per the function contract, valid during this callback.
         let address = unsafe { instance.broker.client_address(client) };
@@ -52,6 +53,7 @@ unsafe fn log_denied(
         }
         .to_string()
     });
+    sys::MOSQ_ERR_ACL_DENIED
 }
 
 ffi_guarded! {
@@ -152,12 +154,11 @@ unsafe fn decide(
     let (Some((topic, scan)), Ok(username), Ok(id)) =
         (topic_str(topic), broker_str(username), broker_str(id))
     else {
-        METRICS.acl(access as usize, false);
         let topic = String::from_utf8_lossy(topic);
         let username = username.map(String::from_utf8_lossy);
         // SAFETY: as above.
-        unsafe {
-            log_denied(
+        return unsafe {
+            deny(
                 instance,
                 policy,
                 client,
@@ -167,7 +168,6 @@ unsafe fn decide(
                 || "the topic, the client's id or its username is not UTF-8".to_string(),
             )
         };
-        return sys::MOSQ_ERR_ACL_DENIED;
     };
     let topic = Topic::scanned(topic, scan);
     let who = Client { id, username };
@@ -179,22 +179,18 @@ unsafe fn decide(
             }
             sys::MOSQ_ERR_SUCCESS
         }
-        Some(decision) => {
-            METRICS.acl(access as usize, false);
-            // SAFETY: as above.
-            unsafe {
-                log_denied(
-                    instance,
-                    policy,
-                    client,
-                    access,
-                    topic.as_str(),
-                    username,
-                    || acl.describe(decision.reason),
-                )
-            };
-            sys::MOSQ_ERR_ACL_DENIED
-        }
+        // SAFETY: as above.
+        Some(decision) => unsafe {
+            deny(
+                instance,
+                policy,
+                client,
+                access,
+                topic.as_str(),
+                username,
+                || acl.describe(decision.reason),
+            )
+        },
         None => {
             METRICS.acl(access as usize, false);
             sys::MOSQ_ERR_ACL_DENIED

@@ -97,8 +97,8 @@ impl CurrentPolicy {
 
     /// Runs `f` with the policy in force: through the hot slot when it is free (no reference
     /// count touched, no `ArcSwap` debt; with the slot's memo), through `ArcSwap` otherwise
-    /// (without a memo). The slot may hold the
-    /// previous policy for as long as no check has run since a swap; a check never uses it.
+    /// (without a memo). The slot may hold the previous policy for as long as no check has
+    /// run since a swap; a check never uses it.
     #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(Hot<'_>) -> R) -> R {
         let held = self

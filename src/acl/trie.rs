@@ -450,12 +450,7 @@ fn next_level(rest: &[u8]) -> (usize, u64) {
             let len = (zero.trailing_zeros() / 8) as usize;
             return (len, w & ((1u64 << (8 * len)) - 1));
         }
-        let len = rest
-            .iter()
-            .skip(8)
-            .position(|&c| c == b'/')
-            .map_or(rest.len(), |at| at + 8);
-        return (len, w);
+        return (long_level(rest), w);
     }
     // Fewer than eight bytes: the padding is zero, never taken for a `/`.
     let w = short_word(rest);
@@ -466,6 +461,16 @@ fn next_level(rest: &[u8]) -> (usize, u64) {
     } else {
         (rest.len(), w)
     }
+}
+
+/// The length of a level that has no `/` in its first eight bytes (out of line: most levels are
+/// shorter).
+#[inline(never)]
+fn long_level(rest: &[u8]) -> usize {
+    rest.iter()
+        .skip(8)
+        .position(|&c| c == b'/')
+        .map_or(rest.len(), |at| at + 8)
 }
 
 /// The first eight bytes of a level, zero-padded, as one word.
@@ -793,7 +798,20 @@ impl Trie {
                 self.plain_extras(node, t, pos + len + 1, last, hits);
             }
             mask = u32::MAX;
-            let Some(child) = self.child(node, rest.get(..len).unwrap_or_default(), word) else {
+            let child = if len <= 8 && node.table_mask == 0 {
+                // A short level among few children: its prefix word and length are the whole
+                // comparison.
+                let start = node.edges as usize;
+                self.edges
+                    .get(start..start + node.edge_count as usize)
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|e| e.prefix == word && e.key_len as usize == len)
+                    .map(|e| e.node)
+            } else {
+                self.child_out_of_line(node, rest.get(..len).unwrap_or_default(), word)
+            };
+            let Some(child) = child else {
                 return;
             };
             if last {
@@ -802,6 +820,12 @@ impl Trie {
             node = self.node(child);
             pos += len + 1;
         }
+    }
+
+    /// [`Trie::child`] for a long level or a wide node, out of the plain walk's loop.
+    #[inline(never)]
+    fn child_out_of_line(&self, node: &Node, level: &[u8], word: u64) -> Option<NodeId> {
+        self.child(node, level, word)
     }
 
     /// What a plain walk meets at a node besides its literal child: `#` rules, which match

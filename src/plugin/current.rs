@@ -88,11 +88,27 @@ impl CurrentPolicy {
         Arc::clone(&self.swap)
     }
 
-    /// Puts a new policy in force.
+    /// Puts a new policy in force. When the hot slot is free (a reload runs on the broker's
+    /// thread, between checks), it takes the new policy at once, so the previous one is freed
+    /// now rather than at the next check.
     pub(crate) fn store(&self, policy: Arc<Policy>) {
-        self.swap.store(policy);
+        self.swap.store(Arc::clone(&policy));
         // After the swap: a reader that sees the new generation loads the new policy.
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            let _release = Release(&self.busy);
+            // SAFETY: this caller holds `busy` (see `with`). A store racing this one bumps
+            // the generation again, so a slot holding an older policy is refreshed later.
+            let slot = unsafe { &mut *self.slot.get() };
+            if slot.generation < generation {
+                slot.policy = policy;
+                slot.generation = generation;
+            }
+        }
     }
 
     /// Runs `f` with the policy in force: through the hot slot when it is free (no reference
@@ -141,11 +157,11 @@ mod tests {
     use std::sync::Arc;
 
     fn policy(acl: &str) -> Policy {
-        let dir = std::env::temp_dir().join(format!(
-            "mqttguard-current-{}-{}",
-            std::process::id(),
-            acl.len()
-        ));
+        // A directory per call: the tests run in parallel.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("mqttguard-current-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("acl");
         std::fs::write(&file, acl).expect("write");

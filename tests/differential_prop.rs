@@ -32,6 +32,15 @@ fn cases() -> u32 {
         .unwrap_or(512)
 }
 
+/// A runner of `cases()` cases that keeps no failure file.
+fn runner() -> TestRunner {
+    TestRunner::new(PropConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..PropConfig::default()
+    })
+}
+
 fn compile(acl: &Acl) -> Policy {
     let text = acl.render();
     let parsed = AclPolicy::parse(Path::new("generated.acl"), text.as_bytes())
@@ -202,11 +211,7 @@ fn check_case(acl: &Acl, clients: &[Client], topics: &[String]) -> Result<(), Te
 /// (default configuration: `check_subscribe = false`).
 #[test]
 fn policy_check_matches_reference() {
-    let mut runner = TestRunner::new(PropConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..PropConfig::default()
-    });
+    let mut runner = runner();
     let strategy = (
         acl_file(),
         prop::collection::vec(client(), 1..6),
@@ -231,11 +236,7 @@ fn policy_check_matches_reference() {
 /// and after a second policy takes over (a new generation).
 #[test]
 fn memo_answers_as_the_policy_does() {
-    let mut runner = TestRunner::new(PropConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..PropConfig::default()
-    });
+    let mut runner = runner();
     let strategy = (
         acl_file(),
         acl_file(),

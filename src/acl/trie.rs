@@ -815,7 +815,7 @@ impl Trie {
                 return;
             };
             if last {
-                return self.ends_at(child, hits);
+                return self.ends_at::<BOTH>(child, hits);
             }
             node = self.node(child);
             pos += len + 1;
@@ -836,7 +836,7 @@ impl Trie {
         hits.add::<BOTH>(&node.hash);
         if node.plus == 0 {
         } else if last {
-            self.ends_at(node.plus, hits);
+            self.ends_at::<BOTH>(node.plus, hits);
         } else {
             self.plain_from(node.plus, t, next, false, hits);
         }
@@ -844,10 +844,10 @@ impl Trie {
 
     /// The topic ends at node `id`: its exact rules, and `x/#` matching its parent `x`.
     #[inline(always)]
-    fn ends_at(&self, id: NodeId, hits: &mut Hits) {
+    fn ends_at<const WANT: Want>(&self, id: NodeId, hits: &mut Hits) {
         let node = self.node(id);
-        hits.add::<BOTH>(&node.terminal);
-        hits.add::<BOTH>(&node.hash);
+        hits.add::<WANT>(&node.terminal);
+        hits.add::<WANT>(&node.hash);
     }
 
     /// Walks from `id` along the literal path iteratively; `+`, `#` and templates branch off
@@ -885,12 +885,7 @@ impl Trie {
                     rest = t;
                     dollar_root = false;
                 }
-                None => {
-                    let c = self.node(child);
-                    hits.add::<WANT>(&c.terminal);
-                    hits.add::<WANT>(&c.hash);
-                    return;
-                }
+                None => return self.ends_at::<WANT>(child, hits),
             }
         }
     }
@@ -949,12 +944,7 @@ impl Trie {
     ) {
         match tail {
             Some(rest) => self.walk::<WANT>(id, rest, false, s, hits),
-            None => {
-                // The topic ends here: exact matches, and `x/#` matching its parent `x`.
-                let node = self.node(id);
-                hits.add::<WANT>(&node.terminal);
-                hits.add::<WANT>(&node.hash);
-            }
+            None => self.ends_at::<WANT>(id, hits),
         }
     }
 

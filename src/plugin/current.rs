@@ -44,17 +44,21 @@ pub(crate) struct CurrentPolicy {
     slot: UnsafeCell<Slot>,
 }
 
-// SAFETY: `slot` is only read or written by the holder of `busy`, which is taken with an
-// acquiring compare-exchange and released with a releasing store (see `CurrentPolicy::with`);
-// everything else is `Sync` already.
+// SAFETY: `slot` is only read or written through a `Held`, which exists only while `busy` is
+// held: taken with an acquiring compare-exchange, released with a releasing store
+// (`CurrentPolicy::try_hold`, `Held::drop`); everything else is `Sync` already.
 unsafe impl Sync for CurrentPolicy {}
 
-/// Releases the slot's flag, also when the body panics.
-struct Release<'a>(&'a AtomicBool);
+/// The hot slot, held: at most one exists at a time (the flag), and dropping it releases the
+/// flag, also when the holder panics.
+struct Held<'a> {
+    busy: &'a AtomicBool,
+    slot: &'a mut Slot,
+}
 
-impl Drop for Release<'_> {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.busy.store(false, Ordering::Release);
     }
 }
 
@@ -95,20 +99,30 @@ impl CurrentPolicy {
         self.swap.store(Arc::clone(&policy));
         // After the swap: a reader that sees the new generation loads the new policy.
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        if self
-            .busy
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            let _release = Release(&self.busy);
-            // SAFETY: this caller holds `busy` (see `with`). A store racing this one bumps
-            // the generation again, so a slot holding an older policy is refreshed later.
-            let slot = unsafe { &mut *self.slot.get() };
-            if slot.generation < generation {
-                slot.policy = policy;
-                slot.generation = generation;
+        // A store racing this one bumps the generation again, so a slot left with an older
+        // policy is refreshed by the next check.
+        if let Some(held) = self.try_hold() {
+            if held.slot.generation < generation {
+                held.slot.policy = policy;
+                held.slot.generation = generation;
             }
         }
+    }
+
+    /// Takes the hot slot if it is free; never waits.
+    #[inline(always)]
+    fn try_hold(&self) -> Option<Held<'_>> {
+        self.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        // SAFETY: this caller now holds `busy`, so nobody else touches the slot until the
+        // `Held` drops; its holder cannot reach the slot again except through another
+        // `try_hold`, which finds `busy` held.
+        let slot = unsafe { &mut *self.slot.get() };
+        Some(Held {
+            busy: &self.busy,
+            slot,
+        })
     }
 
     /// Runs `f` with the policy in force: through the hot slot when it is free (no reference
@@ -117,33 +131,29 @@ impl CurrentPolicy {
     /// run since a swap; a check never uses it.
     #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(Hot<'_>) -> R) -> R {
-        let held = self
-            .busy
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok();
-        let _release = held.then(|| Release(&self.busy));
+        let mut held = self.try_hold();
         let loaded;
         // One call of `f` on both ways, so that it can be inlined here.
-        let hot = if held {
-            // Read before the swap's load below, so a swap in between is seen next time.
-            let generation = self.generation.load(Ordering::Acquire);
-            // SAFETY: this caller holds `busy`, so nobody else touches the slot until
-            // `_release` drops; `f` cannot reach the slot except through another `with`, which
-            // finds `busy` held and goes through `ArcSwap`.
-            let slot = unsafe { &mut *self.slot.get() };
-            if slot.generation != generation {
-                slot.policy = self.swap.load_full();
-                slot.generation = generation;
+        let hot = match held.as_mut() {
+            Some(held) => {
+                // Read before the swap's load below, so a swap in between is seen next time.
+                let generation = self.generation.load(Ordering::Acquire);
+                let slot = &mut *held.slot;
+                if slot.generation != generation {
+                    slot.policy = self.swap.load_full();
+                    slot.generation = generation;
+                }
+                Hot {
+                    policy: &slot.policy,
+                    memo: Some((&mut slot.memo, slot.generation)),
+                }
             }
-            Hot {
-                policy: &slot.policy,
-                memo: Some((&mut slot.memo, slot.generation)),
-            }
-        } else {
-            loaded = self.swap.load();
-            Hot {
-                policy: &loaded,
-                memo: None,
+            None => {
+                loaded = self.swap.load();
+                Hot {
+                    policy: &loaded,
+                    memo: None,
+                }
             }
         };
         f(hot)

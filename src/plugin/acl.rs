@@ -7,7 +7,7 @@ use super::broker::{broker_str, c_bytes, event_ref, topic_str};
 use super::current::Hot;
 use super::instance::Instance;
 use super::sys;
-use crate::acl::{Access, Client, Topic};
+use crate::acl::{Access, AclPolicy, Client, Topic};
 use crate::denial::Denial;
 use crate::memo::{Memo, Question};
 use crate::metrics::METRICS;
@@ -119,15 +119,24 @@ unsafe fn check(
                 return sys::MOSQ_ERR_SUCCESS;
             }
             // SAFETY: as above.
-            unsafe { decide(instance, policy, client, question, Some((memo, generation))) }
+            unsafe {
+                decide(
+                    instance,
+                    policy,
+                    acl,
+                    client,
+                    question,
+                    Some((memo, generation)),
+                )
+            }
         }
         // SAFETY: as above.
-        None => unsafe { decide(instance, policy, client, question, None) },
+        None => unsafe { decide(instance, policy, acl, client, question, None) },
     }
 }
 
 /// A question the memo did not answer: the broker's strings checked, then the policy's
-/// decision; an allow is remembered (with `memo`), a denial logged.
+/// decision; an allow is remembered (with `memo`), a denial logged. `acl` is the policy's ACL.
 ///
 /// # Safety
 /// `client` must be the client of the current ACL check.
@@ -135,6 +144,7 @@ unsafe fn check(
 unsafe fn decide(
     instance: &Instance,
     policy: &Policy,
+    acl: &AclPolicy,
     client: *const sys::mosquitto,
     question: Question<'_>,
     memo: Option<(&mut Memo, u64)>,
@@ -145,10 +155,6 @@ unsafe fn decide(
         topic,
         access,
     } = question;
-    let Some(acl) = policy.acl.as_ref() else {
-        METRICS.acl(access as usize, false);
-        return sys::MOSQ_ERR_ACL_DENIED;
-    };
     // A topic, username or client id that is present but not UTF-8 matches no rule, and a
     // present username is never taken for an absent one (the anonymous rules).
     let (Some((topic, scan)), Ok(username), Ok(id)) =

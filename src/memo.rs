@@ -45,6 +45,18 @@ pub struct Question<'a> {
 }
 
 impl Question<'_> {
+    /// The access, and each part's length (plus one for the username and the id, so that an
+    /// absent part differs from an empty one): with the key words, the whole question. Only
+    /// made for questions whose parts are under 64 bytes each (they fit the key), so every
+    /// length fits its eight bits.
+    #[inline(always)]
+    fn shape(&self) -> u64 {
+        (self.access as u64)
+            | (self.username.map_or(0, |u| u.len() as u64 + 1) << 8)
+            | (self.id.map_or(0, |i| i.len() as u64 + 1) << 16)
+            | ((self.topic.len() as u64) << 24)
+    }
+
     /// Calls `f` with the question's key words in order: each part (username, id, topic) as
     /// `len.div_ceil(8)` words of eight bytes, the last zero-padded (the part's final eight
     /// bytes shifted down when it is that long: one load).
@@ -61,10 +73,7 @@ impl Question<'_> {
                 rest = tail;
             }
             if !rest.is_empty() {
-                f(match part.last_chunk::<8>() {
-                    Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - rest.len())),
-                    None => crate::topic::short_word(rest),
-                });
+                f(last_word(part, rest.len()));
             }
         }
     }
@@ -94,17 +103,24 @@ impl std::fmt::Debug for Memo {
     }
 }
 
-/// Up to 16 bytes as two words, zero-padded (the second word loaded as the final eight bytes
-/// and shifted down, when there are more than eight).
+/// The last `n` bytes of `part` (1 to 8 of them) as one word, zero-padded: the final eight
+/// bytes loaded at once and shifted down when the part is that long; a shorter part is all
+/// of its last `n` bytes, gathered.
+#[inline(always)]
+fn last_word(part: &[u8], n: usize) -> u64 {
+    match part.last_chunk::<8>() {
+        Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - n)),
+        None => crate::topic::short_word(part),
+    }
+}
+
+/// Up to 16 bytes as two words, zero-padded: the words [`Question::words`] makes of them.
 #[inline(always)]
 fn two_words(b: &[u8]) -> (u64, u64) {
-    match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(first), Some(last)) if b.len() > 8 => (
-            u64::from_le_bytes(*first),
-            u64::from_le_bytes(*last) >> (8 * (16 - b.len().min(16))),
-        ),
-        (Some(first), _) => (u64::from_le_bytes(*first), 0),
-        _ => (crate::topic::short_word(b), 0),
+    match b.first_chunk::<8>() {
+        Some(first) if b.len() > 8 => (u64::from_le_bytes(*first), last_word(b, b.len() - 8)),
+        Some(first) => (u64::from_le_bytes(*first), 0),
+        None => (crate::topic::short_word(b), 0),
     }
 }
 
@@ -154,10 +170,7 @@ impl Probe {
         {
             return None;
         }
-        let shape = (q.access as u64)
-            | ((name.len() as u64 + 1) << 8)
-            | (id.map_or(0, |i| i.len() as u64 + 1) << 16)
-            | ((t.len() as u64) << 24);
+        let shape = q.shape();
         let (u0, u1) = two_words(name);
         let (i0, i1) = match id {
             Some(id) => two_words(id),
@@ -203,11 +216,7 @@ impl Probe {
         {
             return probe;
         }
-        // Each part is under 64 bytes here, so every length fits its eight bits.
-        probe.shape = (q.access as u64)
-            | (q.username.map_or(0, |_| user as u64 + 1) << 8)
-            | (q.id.map_or(0, |_| id as u64 + 1) << 16)
-            | ((t as u64) << 24);
+        probe.shape = q.shape();
         let mut hash = mix(0, probe.shape);
         let mut at = 0usize;
         q.words(|w| {

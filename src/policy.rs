@@ -604,6 +604,7 @@ impl Policy {
                 return Some(Decision {
                     allowed: true,
                     reason: acl::Reason::Superuser,
+                    read_client_id: false,
                 });
             }
         }

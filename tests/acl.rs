@@ -294,7 +294,8 @@ fn dangerous_identities_are_refused_by_patterns_but_keep_their_own_rules() {
             d,
             Decision {
                 allowed: false,
-                reason: Reason::DangerousIdentity
+                reason: Reason::DangerousIdentity,
+                read_client_id: true,
             }
         );
     }
@@ -325,7 +326,8 @@ fn subscribe_and_unsubscribe_are_allowed_by_default() {
             d,
             Decision {
                 allowed: true,
-                reason: Reason::SubscribeUnchecked
+                reason: Reason::SubscribeUnchecked,
+                read_client_id: false,
             }
         );
     }
@@ -396,7 +398,8 @@ fn decisions_name_the_deciding_rule() {
         none,
         Decision {
             allowed: false,
-            reason: Reason::NoMatch
+            reason: Reason::NoMatch,
+            read_client_id: false,
         }
     );
 }

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use mqttguard::acl::{self, AclPolicy};
-use mqttguard::memo::{Memo, Question};
+use mqttguard::memo::{ClientId, Memo, Question};
 use mqttguard::policy::Policy;
 use mqttguard::topic::filter_matches;
 use proptest::prelude::*;
@@ -59,6 +59,10 @@ fn core_access(access: Access) -> acl::Access {
 
 /// The core's answer through the plugin's entry point.
 fn core_allows(policy: &Policy, client: &Client, topic: &str, access: Access) -> bool {
+    core_decision(policy, client, topic, access).allowed
+}
+
+fn core_decision(policy: &Policy, client: &Client, topic: &str, access: Access) -> acl::Decision {
     let c = acl::Client {
         id: client.id.as_deref(),
         username: client.username.as_deref(),
@@ -66,7 +70,6 @@ fn core_allows(policy: &Policy, client: &Client, topic: &str, access: Access) ->
     policy
         .check(&c, topic, core_access(access))
         .expect("an ACL file is configured")
-        .allowed
 }
 
 /// One disagreement, printed in full so it can be replayed by hand.
@@ -233,7 +236,7 @@ fn policy_check_matches_reference() {
 /// The memo of allows, used as the plugin uses it (asked first; on a miss the policy decides
 /// and an allow is remembered), answers every READ and WRITE as `Policy::check` does, over
 /// generated policies and a question list asked twice (the second time mostly from the memo),
-/// and after a second policy takes over (a new generation).
+/// and after a second policy takes over (the memo told to forget, as the plugin does).
 #[test]
 fn memo_answers_as_the_policy_does() {
     let mut runner = runner();
@@ -245,23 +248,43 @@ fn memo_answers_as_the_policy_does() {
     );
     let result = runner.run(&strategy, |(first, second, clients, topics)| {
         let mut memo = Memo::new();
-        for (generation, acl) in [(1, &first), (2, &second), (3, &first)] {
+        for acl in [&first, &second, &first] {
+            // The plugin's hot slot makes the memo forget whenever the policy changes.
+            memo.forget_all();
             let policy = compile(acl);
             let uses_id = policy.acl.as_ref().is_some_and(|a| a.uses_client_id());
             for _round in 0..2 {
                 for client in &clients {
                     for topic in &topics {
                         for access in [Access::Read, Access::Write] {
+                            // The broker's strings never hold a NUL: a question with one is
+                            // not asked.
+                            let c = |s: &str| std::ffi::CString::new(s).ok();
+                            let part = |s: Option<&str>| s.map_or(Some(None), |s| c(s).map(Some));
+                            let (Some(username), Some(id), Some(topic_c)) = (
+                                part(client.username.as_deref()),
+                                part(client.id.as_deref()),
+                                c(topic),
+                            ) else {
+                                continue;
+                            };
                             let q = Question {
-                                username: client.username.as_deref().map(str::as_bytes),
-                                id: client.id.as_deref().map(str::as_bytes).filter(|_| uses_id),
-                                topic: topic.as_bytes(),
+                                username: username.as_deref(),
+                                topic: &topic_c,
                                 access: core_access(access),
                             };
-                            let fresh = core_allows(&policy, client, topic, access);
-                            let answered = memo.knows(generation, &q) || {
+                            // As the plugin: the id is read only when a rule can use it.
+                            let id = id.as_deref().filter(|_| uses_id);
+                            let decision = core_decision(&policy, client, topic, access);
+                            let fresh = decision.allowed;
+                            let answered = memo.knows(&q, || id) || {
                                 if fresh {
-                                    memo.remember(generation, &q);
+                                    let read = if decision.read_client_id {
+                                        ClientId::Read(id)
+                                    } else {
+                                        ClientId::Unread
+                                    };
+                                    memo.remember(&q, read);
                                 }
                                 fresh
                             };

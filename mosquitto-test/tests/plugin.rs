@@ -448,6 +448,48 @@ fn denied_publish_is_logged_with_the_deciding_rule() {
     assert!(!b.log().contains("pa\""), "the password never appears");
 }
 
+/// The memo remembers what an allow read of the client id. An allow of a `pattern` rule read
+/// it (Mosquitto's guards refuse an id with `+` or `#`, whatever the pattern): it holds for
+/// that id alone, even when the pattern has no `%c` and the topic is the same. An allow of
+/// the user's own rules did not read it (Mosquitto's user rules come before the guards): it
+/// holds for every id of that user, a `+` in the id included, as it does in Mosquitto.
+#[test]
+fn a_remembered_allow_holds_for_the_ids_it_was_decided_for() {
+    let pw = passwd_file(&[
+        ("alice", "pa", Pbkdf2),
+        ("carol", "pc", Pbkdf2),
+        ("spy", "ps", Pbkdf2),
+    ]);
+    let b = BrokerConfig::new(Mode::Plugin)
+        .password_file(pw)
+        .acl_file("user carol\ntopic write carol/y\nuser spy\ntopic read #\npattern write %u/x\n")
+        .start();
+    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
+    spy.subscribe("#", 0);
+    let mut alice = connect(&b, ConnectOpts::v311("good").login("alice", "pa"));
+    let mut carol = connect(&b, ConnectOpts::v311("fine").login("carol", "pc"));
+    for _ in 0..3 {
+        alice.publish("alice/x", b"good", 0, false);
+        carol.publish("carol/y", b"fine", 0, false);
+    }
+    alice.sync();
+    carol.sync();
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(got.len(), 6, "{got:?}, log:\n{}", b.log());
+    // The same users and topics from other client ids, one of them with a `+`.
+    let mut alice_bad = connect(&b, ConnectOpts::v311("bad+id").login("alice", "pa"));
+    alice_bad.publish("alice/x", b"bad", 0, false);
+    alice_bad.sync();
+    let mut alice_other = connect(&b, ConnectOpts::v311("other").login("alice", "pa"));
+    alice_other.publish("alice/x", b"other", 0, false);
+    alice_other.sync();
+    let mut carol_plus = connect(&b, ConnectOpts::v311("c+d").login("carol", "pc"));
+    carol_plus.publish("carol/y", b"plus", 0, false);
+    carol_plus.sync();
+    let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
+    assert_eq!(got, ["alice/x=other", "carol/y=plus"], "log:\n{}", b.log());
+}
+
 /// The memo of allowed questions (`[acl] memo_decisions`, on by default) answers only the very
 /// question it remembers: an allow remembered for one user is not lent to another user, nor,
 /// under a `%c` pattern, to another client id of the same user; and a reload forgets it at

@@ -193,6 +193,10 @@ pub struct Decision {
     pub allowed: bool,
     /// What decided it.
     pub reason: Reason,
+    /// Whether the client id took part: the `pattern` phase ran (its guards and `%c` read
+    /// the id). When false, every client id gets this same decision; the user's own rules,
+    /// the anonymous rules and superusers never look at it.
+    pub read_client_id: bool,
 }
 
 impl Decision {
@@ -200,12 +204,21 @@ impl Decision {
         Decision {
             allowed: false,
             reason,
+            read_client_id: false,
         }
     }
     const fn allow(reason: Reason) -> Self {
         Decision {
             allowed: true,
             reason,
+            read_client_id: false,
+        }
+    }
+    /// This decision, made by the `pattern` phase.
+    const fn of_patterns(self) -> Self {
+        Decision {
+            read_client_id: true,
+            ..self
         }
     }
 }
@@ -514,13 +527,15 @@ impl AclPolicy {
         // Mosquitto's guard (CVE-2017-7650), before the client id check as in 2.0.
         let subst = Subst::new(client.id.unwrap_or(""), client.username);
         if subst.has_wildcard() {
-            return Decision::deny(Reason::DangerousIdentity);
+            return Decision::deny(Reason::DangerousIdentity).of_patterns();
         }
         if client.id.is_none() {
-            return Decision::deny(Reason::NoClientId);
+            return Decision::deny(Reason::NoClientId).of_patterns();
         }
         let mut hits = Hits::default();
-        decide(&self.trie, patterns, &subst, &mut hits).unwrap_or(Decision::deny(Reason::NoMatch))
+        decide(&self.trie, patterns, &subst, &mut hits)
+            .unwrap_or(Decision::deny(Reason::NoMatch))
+            .of_patterns()
     }
 
     /// Optional SUBSCRIBE check: allowed when one read rule covers every topic the filter can

@@ -1,15 +1,15 @@
 //! MOSQ_EVT_ACL_CHECK: the hot path. Borrowed strings, a lock-free policy load, no allocation.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_void, CStr};
 
 use super::boundary::ffi_guarded;
-use super::broker::{broker_str, c_bytes, event_ref, topic_str};
+use super::broker::{broker_cstr, c_cstr, event_ref, topic_str};
 use super::current::Hot;
 use super::instance::Instance;
 use super::sys;
-use crate::acl::{Access, AclPolicy, Client, Topic};
+use crate::acl::{Access, Client, Reason, Topic};
 use crate::denial::Denial;
-use crate::memo::{Memo, Question};
+use crate::memo::{ClientId, Memo, Question};
 use crate::metrics::METRICS;
 use crate::policy::Policy;
 
@@ -69,8 +69,11 @@ ffi_guarded! {
         let Some(event) = (unsafe { event_ref::<sys::mosquitto_evt_acl_check>(event_data) }) else {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
+        let Some(access) = access_from(event.access) else {
+            return sys::MOSQ_ERR_ACL_DENIED;
+        };
         // SAFETY: NUL-terminated topic owned by the broker for this call.
-        let (Some(topic), Some(access)) = (unsafe { c_bytes(event.topic) }, access_from(event.access)) else {
+        let Some(topic) = (unsafe { c_cstr(event.topic) }) else {
             return sys::MOSQ_ERR_ACL_DENIED;
         };
         // SAFETY: event.client is the client of this check, valid during this callback.
@@ -79,7 +82,7 @@ ffi_guarded! {
 }
 
 /// The check itself, with the policy in force: the memo first (a repeated question that was
-/// allowed), else the broker's strings checked and the policy's decision.
+/// allowed), else [`decide`].
 ///
 /// # Safety
 /// `client` must be the client of the current ACL check.
@@ -88,55 +91,33 @@ unsafe fn check(
     instance: &Instance,
     hot: Hot<'_>,
     client: *const sys::mosquitto,
-    topic: &[u8],
+    topic: &CStr,
     access: Access,
 ) -> c_int {
-    let policy = hot.policy;
-    let Some(acl) = policy.acl.as_ref() else {
-        METRICS.acl(access as usize, false);
-        return sys::MOSQ_ERR_ACL_DENIED;
-    };
-    // SAFETY: per the function contract.
-    let username = unsafe { instance.broker.client_username_bytes(client) };
-    // The client id is read only when a rule can use it (`pattern` lines): a decision never
-    // depends on it otherwise.
-    let id = if acl.uses_client_id() {
-        // SAFETY: as above.
-        unsafe { instance.broker.client_id_bytes(client) }
-    } else {
-        None
+    let Some(memo) = hot.memo else {
+        // SAFETY: per the function contract.
+        return unsafe { decide(instance, hot.policy, client, topic, access, None) };
     };
     let question = Question {
-        username,
-        id,
+        // SAFETY: per the function contract.
+        username: unsafe { instance.broker.client_username_cstr(client) },
         topic,
         access,
     };
-    match hot.memo.filter(|_| policy.config.acl.memo_decisions) {
-        Some((memo, generation)) => {
-            if memo.knows(generation, &question) {
-                METRICS.acl(access as usize, true);
-                return sys::MOSQ_ERR_SUCCESS;
-            }
-            // SAFETY: as above.
-            unsafe {
-                decide(
-                    instance,
-                    policy,
-                    acl,
-                    client,
-                    question,
-                    Some((memo, generation)),
-                )
-            }
-        }
-        // SAFETY: as above.
-        None => unsafe { decide(instance, policy, acl, client, question, None) },
+    // The client id is read only when the remembered allow depended on it.
+    // SAFETY: as above.
+    if memo.knows(&question, || unsafe {
+        instance.broker.client_id_cstr(client)
+    }) {
+        METRICS.acl(access as usize, true);
+        return sys::MOSQ_ERR_SUCCESS;
     }
+    // SAFETY: as above.
+    unsafe { decide(instance, hot.policy, client, topic, access, Some(memo)) }
 }
 
-/// A question the memo did not answer: the broker's strings checked, then the policy's
-/// decision; an allow is remembered (with `memo`), a denial logged. `acl` is the policy's ACL.
+/// A question the memo did not answer: the broker's strings read and checked, then the
+/// policy's decision; an allow is remembered (with `memo`), a denial logged.
 ///
 /// # Safety
 /// `client` must be the client of the current ACL check.
@@ -144,24 +125,35 @@ unsafe fn check(
 unsafe fn decide(
     instance: &Instance,
     policy: &Policy,
-    acl: &AclPolicy,
     client: *const sys::mosquitto,
-    question: Question<'_>,
-    memo: Option<(&mut Memo, u64)>,
+    topic_c: &CStr,
+    access: Access,
+    memo: Option<&mut Memo>,
 ) -> c_int {
-    let Question {
-        username,
-        id,
-        topic,
-        access,
-    } = question;
-    // A topic, username or client id that is present but not UTF-8 matches no rule, and a
-    // present username is never taken for an absent one (the anonymous rules).
-    let (Some((topic, scan)), Ok(username), Ok(id)) =
-        (topic_str(topic), broker_str(username), broker_str(id))
+    let Some(acl) = policy.acl.as_ref() else {
+        METRICS.acl(access as usize, false);
+        return sys::MOSQ_ERR_ACL_DENIED;
+    };
+    // SAFETY: per the function contract.
+    let username_c = unsafe { instance.broker.client_username_cstr(client) };
+    // The client id is read only when a rule can use it (`pattern` lines): a decision never
+    // depends on it otherwise.
+    let id_c = if acl.uses_client_id() {
+        // SAFETY: as above.
+        unsafe { instance.broker.client_id_cstr(client) }
+    } else {
+        None
+    };
+    // A topic or username that is present but not UTF-8 matches no rule, and a present
+    // username is never taken for an absent one (the anonymous rules). A client id that is
+    // not UTF-8 is read as none: the user's own rules never look at the id (as Mosquitto's),
+    // and `pattern` rules refuse a client without one.
+    let id = broker_cstr(id_c).unwrap_or(None);
+    let (Some((topic, scan)), Ok(username)) =
+        (topic_str(topic_c.to_bytes()), broker_cstr(username_c))
     else {
-        let topic = String::from_utf8_lossy(topic);
-        let username = username.map(String::from_utf8_lossy);
+        let topic = String::from_utf8_lossy(topic_c.to_bytes());
+        let username = username_c.map(CStr::to_string_lossy);
         // SAFETY: as above.
         return unsafe {
             deny(
@@ -171,7 +163,7 @@ unsafe fn decide(
                 access,
                 &topic,
                 username.as_deref(),
-                || "the topic, the client's id or its username is not UTF-8".to_string(),
+                || "the topic or the client's username is not UTF-8".to_string(),
             )
         };
     };
@@ -180,8 +172,18 @@ unsafe fn decide(
     match policy.decide(&who, topic, access) {
         Some(decision) if decision.allowed => {
             METRICS.acl(access as usize, true);
-            if let Some((memo, generation)) = memo {
-                memo.remember(generation, &question);
+            if let Some(memo) = memo {
+                let question = Question {
+                    username: username_c,
+                    topic: topic_c,
+                    access,
+                };
+                let id = if decision.read_client_id {
+                    ClientId::Read(id_c)
+                } else {
+                    ClientId::Unread
+                };
+                memo.remember(&question, id);
             }
             sys::MOSQ_ERR_SUCCESS
         }
@@ -194,7 +196,10 @@ unsafe fn decide(
                 access,
                 topic.as_str(),
                 username,
-                || acl.describe(decision.reason),
+                || match (decision.reason, id_c, id) {
+                    (Reason::NoClientId, Some(_), None) => "the client id is not UTF-8".to_string(),
+                    (reason, ..) => acl.describe(reason),
+                },
             )
         },
         None => {

@@ -5,6 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `body`; if it panics, returns `on_panic` instead. The body's own errors are its
 /// business: it returns the broker code it wants.
+#[inline(always)]
 pub(crate) fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(on_panic)
 }

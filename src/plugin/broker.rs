@@ -146,27 +146,29 @@ impl Broker {
         unsafe { c_str_checked((self.client_id)(client)) }
     }
 
-    /// The client's username as bytes, unchecked (see [`Broker::client_identity`]).
+    /// The client's username as the broker's C string, unchecked (see
+    /// [`Broker::client_identity`]).
     ///
     /// # Safety
     /// As for [`Broker::client_identity`].
     #[inline]
-    pub(crate) unsafe fn client_username_bytes<'a>(
+    pub(crate) unsafe fn client_username_cstr<'a>(
         &self,
         client: *const mosquitto,
-    ) -> Option<&'a [u8]> {
+    ) -> Option<&'a CStr> {
         // SAFETY: as for client_identity.
-        unsafe { c_bytes((self.client_username)(client)) }
+        unsafe { c_cstr((self.client_username)(client)) }
     }
 
-    /// The client's id as bytes, unchecked (see [`Broker::client_identity`]).
+    /// The client's id as the broker's C string, unchecked (see
+    /// [`Broker::client_identity`]).
     ///
     /// # Safety
     /// As for [`Broker::client_identity`].
     #[inline]
-    pub(crate) unsafe fn client_id_bytes<'a>(&self, client: *const mosquitto) -> Option<&'a [u8]> {
+    pub(crate) unsafe fn client_id_cstr<'a>(&self, client: *const mosquitto) -> Option<&'a CStr> {
         // SAFETY: as for client_identity.
-        unsafe { c_bytes((self.client_id)(client)) }
+        unsafe { c_cstr((self.client_id)(client)) }
     }
 
     /// The client's address as the broker has it (for throttling and the log); `""` if none.
@@ -301,18 +303,29 @@ pub(crate) unsafe fn event_ref<'a, T>(event_data: *mut c_void) -> Option<&'a T> 
     unsafe { (event_data as *const T).as_ref() }
 }
 
-/// Borrows a C string's bytes, up to its NUL (its length is found; nothing is checked):
-/// topics before the memo, passwords, which need not be UTF-8.
+/// Borrows a C string (its length is found; nothing is checked): the ACL check's strings
+/// before the memo.
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
 #[inline]
-pub(crate) unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
+pub(crate) unsafe fn c_cstr<'a>(ptr: *const c_char) -> Option<&'a CStr> {
     if ptr.is_null() {
         return None;
     }
     // SAFETY: per the function contract.
-    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+    Some(unsafe { CStr::from_ptr(ptr) })
+}
+
+/// Borrows a C string's bytes, up to its NUL (its length is found; nothing is checked):
+/// passwords, which need not be UTF-8.
+///
+/// # Safety
+/// As for [`c_cstr`].
+#[inline]
+pub(crate) unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: per the function contract.
+    unsafe { c_cstr(ptr) }.map(CStr::to_bytes)
 }
 
 /// The bytes as `&str`, if they are UTF-8. Topics, client ids and usernames are nearly
@@ -357,6 +370,11 @@ pub(crate) fn broker_str(bytes: Option<&[u8]>) -> BrokerStr<'_> {
         None => Ok(None),
         Some(b) => utf8(b).map(Some).ok_or(()),
     }
+}
+
+/// A string the broker owns, borrowed as a C string, as a [`BrokerStr`].
+pub(crate) fn broker_cstr(text: Option<&CStr>) -> BrokerStr<'_> {
+    broker_str(text.map(CStr::to_bytes))
 }
 
 /// A string the broker owns: `Ok(None)` absent (NULL), `Err(())` present but not UTF-8.

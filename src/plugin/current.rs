@@ -26,13 +26,31 @@ struct Slot {
     generation: u64,
     policy: Arc<Policy>,
     memo: Memo,
+    /// Whether the ACL check uses the memo under this policy (it has an ACL, and `[acl]
+    /// memo_decisions` is on), worked out once per policy.
+    use_memo: bool,
 }
 
-/// What [`CurrentPolicy::with`] hands its caller: the policy in force, and the memo with the
-/// generation it must be asked with, when the caller holds the hot slot.
+/// Whether the ACL check uses the memo under `policy`.
+fn uses_memo(policy: &Policy) -> bool {
+    policy.acl.is_some() && policy.config.acl.memo_decisions
+}
+
+impl Slot {
+    /// Takes `policy` (of `generation`) and forgets what the memo knew of the one before.
+    fn take(&mut self, policy: Arc<Policy>, generation: u64) {
+        self.use_memo = uses_memo(&policy);
+        self.policy = policy;
+        self.generation = generation;
+        self.memo.forget_all();
+    }
+}
+
+/// What [`CurrentPolicy::with`] hands its caller: the policy in force, and the memo (which
+/// answers for that policy) when the caller holds the hot slot and the policy uses one.
 pub(crate) struct Hot<'a> {
     pub(crate) policy: &'a Policy,
-    pub(crate) memo: Option<(&'a mut Memo, u64)>,
+    pub(crate) memo: Option<&'a mut Memo>,
 }
 
 pub(crate) struct CurrentPolicy {
@@ -71,6 +89,7 @@ impl CurrentPolicy {
             busy: AtomicBool::new(false),
             slot: UnsafeCell::new(Slot {
                 generation: 0,
+                use_memo: uses_memo(&policy),
                 policy,
                 memo: Memo::new(),
             }),
@@ -103,8 +122,7 @@ impl CurrentPolicy {
         // policy is refreshed by the next check.
         if let Some(held) = self.try_hold() {
             if held.slot.generation < generation {
-                held.slot.policy = policy;
-                held.slot.generation = generation;
+                held.slot.take(policy, generation);
             }
         }
     }
@@ -140,12 +158,11 @@ impl CurrentPolicy {
                 let generation = self.generation.load(Ordering::Acquire);
                 let slot = &mut *held.slot;
                 if slot.generation != generation {
-                    slot.policy = self.swap.load_full();
-                    slot.generation = generation;
+                    slot.take(self.swap.load_full(), generation);
                 }
                 Hot {
                     policy: &slot.policy,
-                    memo: Some((&mut slot.memo, slot.generation)),
+                    memo: slot.use_memo.then_some(&mut slot.memo),
                 }
             }
             None => {

@@ -246,6 +246,7 @@ fn decide(policy: &Policy, query: &Query, password: Option<&str>) -> Answer {
         .unwrap_or(Decision {
             allowed: false,
             reason: Reason::NoMatch,
+            read_client_id: false,
         });
     let auth = password.map(|p| policy.authenticate(query.user.as_deref(), Some(p.as_bytes())));
     Answer {

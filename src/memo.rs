@@ -284,8 +284,34 @@ fn id_matches(tail: &[u64], id: Option<&CStr>) -> bool {
     same
 }
 
-/// One entry: the key's shape (0 for an empty entry), words, id tag and id words; the words
-/// after the last are left over and never read.
+/// Whether a usual entry's id part (`tail`, from the tag on) answers for the client id: an id
+/// of up to 16 bytes with its NUL is compared here at fixed places (its one or two words of
+/// [`words_of`], zero after them), a longer one by [`id_matches`].
+#[inline(always)]
+fn usual_id_matches(tail: &[u64], id: Option<&CStr>) -> bool {
+    let part = bytes(id);
+    let (Some(&[tag, w0, w1]), true) = (tail.first_chunk::<3>(), part.len() <= 16) else {
+        return id_matches(tail, id);
+    };
+    // `words_of` of at most 16 bytes: one word ([`small`], or the only window), or the
+    // windows at 0 and at the final eight bytes.
+    let (v0, v1) = match part.len().checked_sub(8) {
+        Some(0) => (window(part, 0), 0),
+        Some(last) => (window(part, 0), window(part, last)),
+        None => (small(part), 0),
+    };
+    tag == id_tag(id) && w0 == v0 && w1 == v1
+}
+
+/// [`usual_id_matches`] with the id read by `id`, out of line: the usual question's entries
+/// mostly answer for every id, and the key's registers stay free of the id's.
+#[inline(never)]
+fn read_id_matches<'i>(tail: &[u64], id: impl FnOnce() -> Option<&'i CStr>) -> bool {
+    usual_id_matches(tail, id())
+}
+
+/// One entry: the key's shape (0 for an empty entry), words, id tag and id words, zero after
+/// the last (an entry is always written whole).
 type Entry = [u64; ENTRY_WORDS];
 
 /// The memo: one per plugin instance, used by one thread at a time.
@@ -363,7 +389,7 @@ impl Memo {
             && e[4] == t1
             && e[5] == t2
             && e[6] == t3
-            && (e[USUAL_TAG] == ANY_ID || id_matches(&e[USUAL_TAG..], id()))
+            && (e[USUAL_TAG] == ANY_ID || read_id_matches(&e[USUAL_TAG..], id))
     }
 
     /// [`Memo::knows`] for a question that is not the usual one.
@@ -669,6 +695,28 @@ mod tests {
         memo.forget_all();
         assert_eq!(memo.epoch, FIRST_EPOCH);
         assert!(!memo.knows(&q, no_id));
+    }
+
+    /// The usual entry's inline id comparison agrees with the general one on every id length
+    /// around its limit, both for the id that made the entry and for ids one byte off.
+    #[test]
+    fn the_inline_id_comparison_is_the_general_one() {
+        for n in 0..=24 {
+            let made = c(&text(n, 5));
+            let mut tail = vec![id_tag(Some(&made))];
+            words_of(bytes(Some(&made)), |w| tail.push(w));
+            tail.resize(ENTRY_WORDS - USUAL_TAG, 0);
+            for asked in one_byte_off(&text(n, 5)).iter().map(|t| c(t)) {
+                for id in [Some(asked.as_c_str()), None] {
+                    assert_eq!(
+                        usual_id_matches(&tail, id),
+                        id_matches(&tail, id),
+                        "{made:?} asked as {id:?}"
+                    );
+                }
+            }
+            assert!(usual_id_matches(&tail, Some(&made)));
+        }
     }
 
     /// An allow that read the client id answers for that id only (absent included), and only

@@ -8,17 +8,22 @@
 //!
 //! What makes this safe:
 //! - A [`Question`] is the raw bytes the broker gave: the username (absent and empty told
-//!   apart), the client id when the policy can use it (`pattern` rules), the topic, and the
-//!   access. Every check the plugin makes before deciding (UTF-8, topic name) and the decision
-//!   itself are functions of exactly those bytes and the policy. An entry answers only a
-//!   question equal to it word for word (its key: the shape, with every part's length, and
-//!   the words, which hold every byte); the hash only picks the slot.
+//!   apart), the topic, and the access. Every check the plugin makes before deciding (UTF-8,
+//!   topic name) and the decision itself are functions of exactly those bytes, the client id
+//!   and the policy. An entry answers only a question equal to it word for word (its key: the
+//!   shape, with every part's length, and the words, which hold every byte); the hash only
+//!   picks the slot.
+//! - The client id: an allow that read it (the `pattern` phase ran:
+//!   [`Decision::read_client_id`](crate::acl::Decision)) is remembered with the id's bytes
+//!   and answers for that id alone; one that did not (the user's own rules, the anonymous
+//!   rules, a superuser) holds for every id and is remembered as such ([`ClientId`]). The id
+//!   is read only when an entry needs it.
 //! - Only allows are remembered, and only after the full check allowed them ([`Memo::remember`]
 //!   is given that very question). A denial is always decided (and logged) afresh.
 //! - Every entry carries the memo's epoch; [`Memo::forget_all`] moves to a new one, so its
 //!   owner forgets everything at once whenever the policy changes. When the epoch counter
 //!   wraps, the table is cleared, so an entry of an old epoch can never answer.
-//! - Questions whose key does not fit an entry ([`KEY_WORDS`] words of eight bytes) and
+//! - Questions whose key does not fit an entry (sixteen words of eight bytes) and
 //!   SUBSCRIBE/UNSUBSCRIBE are never remembered.
 //! - The table is allocated once and never grows: a client asking endless new questions only
 //!   evicts entries, and its questions are then decided as without the memo.
@@ -303,11 +308,27 @@ fn usual_id_matches(tail: &[u64], id: Option<&CStr>) -> bool {
     tag == id_tag(id) && w0 == v0 && w1 == v1
 }
 
-/// [`usual_id_matches`] with the id read by `id`, out of line: the usual question's entries
-/// mostly answer for every id, and the key's registers stay free of the id's.
-#[inline(never)]
-fn read_id_matches<'i>(tail: &[u64], id: impl FnOnce() -> Option<&'i CStr>) -> bool {
-    usual_id_matches(tail, id())
+/// Whether an entry's id part (`tail`, from the tag on) answers for the client id, the usual
+/// layout's way or the general one's.
+#[inline(always)]
+fn id_part_matches(tail: &[u64], id: Option<&CStr>, usual: bool) -> bool {
+    if usual {
+        usual_id_matches(tail, id)
+    } else {
+        id_matches(tail, id)
+    }
+}
+
+/// Where the entry of a question (whose own slot's hash is `hash`) for one client id lives
+/// when the question's own slot holds it for another id: the hash of both, so that the
+/// clients of one question that a `pattern` allowed (one username, several client ids) do not
+/// evict each other.
+fn id_slot(hash: u64, id: Option<&CStr>) -> usize {
+    let mut h = hash ^ spread(id_tag(id));
+    words_of(bytes(id), |w| {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+    });
+    slot(h)
 }
 
 /// One entry: the key's shape (0 for an empty entry), words, id tag and id words, zero after
@@ -389,7 +410,35 @@ impl Memo {
             && e[4] == t1
             && e[5] == t2
             && e[6] == t3
-            && (e[USUAL_TAG] == ANY_ID || read_id_matches(&e[USUAL_TAG..], id))
+            && (e[USUAL_TAG] == ANY_ID || self.knows_id::<true>(e, USUAL_TAG, hash, id))
+    }
+
+    /// The question whose key is `e[..tag_at]` (its own slot's entry `e`, hash `hash`) was
+    /// allowed for some client id: whether for this one, in its own slot or in the id's
+    /// ([`id_slot`]). Out of line: most entries answer for every id, and the usual key's
+    /// registers stay free of the id's.
+    #[inline(never)]
+    fn knows_id<'i, const USUAL: bool>(
+        &self,
+        e: &Entry,
+        tag_at: usize,
+        hash: u64,
+        id: impl FnOnce() -> Option<&'i CStr>,
+    ) -> bool {
+        let id = id();
+        let (key, tail) = e.split_at(tag_at);
+        if id_part_matches(tail, id, USUAL) {
+            return true;
+        }
+        self.knows_other_id(key, hash, id, USUAL)
+    }
+
+    /// [`Memo::knows_id`] in the id's slot.
+    #[inline(never)]
+    fn knows_other_id(&self, key: &[u64], hash: u64, id: Option<&CStr>, usual: bool) -> bool {
+        let other = &self.entries[id_slot(hash, id)];
+        let (other_key, other_tail) = other.split_at(key.len());
+        other_key == key && id_part_matches(other_tail, id, usual)
     }
 
     /// [`Memo::knows`] for a question that is not the usual one.
@@ -399,12 +448,11 @@ impl Memo {
             return false;
         };
         let e = &self.entries[slot(hash)];
-        let tail = &e[1 + key.len..];
+        let tag_at = 1 + key.len;
         e[0] == key.shape
-            && e[1..=key.len] == key.words[..key.len]
-            && tail
-                .first()
-                .is_some_and(|&tag| tag == ANY_ID || id_matches(tail, id()))
+            && e[1..tag_at] == key.words[..key.len]
+            && e.get(tag_at)
+                .is_some_and(|&tag| tag == ANY_ID || self.knows_id::<false>(e, tag_at, hash, id))
     }
 
     /// Remembers that the policy in force allowed the question `q`, for every client id or
@@ -413,6 +461,8 @@ impl Memo {
         let Some((mut key, hash)) = q.key(self.epoch) else {
             return;
         };
+        let tag_at = 1 + key.len;
+        let mut at = self::slot(hash);
         match id {
             ClientId::Unread => {
                 if let Some(tag) = key.words.get_mut(key.len) {
@@ -420,21 +470,31 @@ impl Memo {
                 }
             }
             ClientId::Read(id) => {
-                let mut at = key.len;
+                let mut next = key.len;
                 let mut put = |w| {
-                    if let Some(slot) = key.words.get_mut(at) {
+                    if let Some(slot) = key.words.get_mut(next) {
                         *slot = w;
                     }
-                    at += 1;
+                    next += 1;
                 };
                 put(id_tag(id));
                 words_of(bytes(id), &mut put);
-                if at > key.words.len() {
+                if next > key.words.len() {
                     return;
+                }
+                // The question's own slot holding it for another client id keeps it; this
+                // id's allow goes to the id's slot.
+                let own = &self.entries[at];
+                if own[0] == key.shape
+                    && own[1..tag_at] == key.words[..key.len]
+                    && own[tag_at] != ANY_ID
+                    && !id_part_matches(&own[tag_at..], id, q.is_usual())
+                {
+                    at = id_slot(hash, id);
                 }
             }
         }
-        let e = &mut self.entries[slot(hash)];
+        let e = &mut self.entries[at];
         e[0] = key.shape;
         e[1..].copy_from_slice(&key.words);
     }
@@ -746,6 +806,30 @@ mod tests {
             assert!(!memo.knows(&q, || Some(c"")));
             memo.remember(&q, ClientId::Unread);
             assert!(memo.knows(&q, || -> Option<&CStr> { panic!("the id was read") }));
+        }
+    }
+
+    /// The clients of one question that only a pattern allows (one username, several client
+    /// ids) are all remembered at once, each for its own id, instead of evicting each other
+    /// from the question's slot; an id never remembered is never answered.
+    #[test]
+    fn several_ids_of_one_question_are_remembered_together() {
+        for topic in [c"sensors/pub/temp", c"a/topic/longer/than/thirty-two/bytes"] {
+            let q = Question {
+                username: Some(c"sub"),
+                topic,
+                access: Access::Read,
+            };
+            let ids: Vec<CString> = (0..6).map(|i| c(format!("sub{i}").as_bytes())).collect();
+            let mut memo = Memo::new();
+            for id in &ids {
+                memo.remember(&q, ClientId::Read(Some(id)));
+            }
+            for id in &ids {
+                assert!(memo.knows(&q, || Some(id)), "{id:?}");
+            }
+            assert!(!memo.knows(&q, || Some(c"sub9")));
+            assert!(!memo.knows(&q, || None));
         }
     }
 

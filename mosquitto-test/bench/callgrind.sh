@@ -20,7 +20,10 @@
 #   small      10 users with 3 rules each
 #   1k         the publisher has 1,000 rules; 100 other users with 10 rules each
 #   100k       the publisher has 100,000 rules; 100 other users with 10 rules each
-#   patterns   10,000 `pattern` lines, the publisher decided by the last (`sensors/%u/temp`)
+#   patterns   10,000 `pattern` lines, the publisher decided by the last (`sensors/%u/temp`),
+#              the subscribers by their own `user` rule
+#   patterns-only  the same, with the subscribers allowed by a pattern too: every allow
+#              reads the client id
 # The built-in acl_file is run on small and 1k only: it visits every rule of the user (and
 # every pattern), ~300 instructions each, so 100k and 10,000 patterns would take hours under
 # callgrind (its cost shows in broker_bench.py's throughput table).
@@ -94,6 +97,11 @@ patterns = ["user sub", "topic read sensors/#"]
 patterns += [f"pattern write tenant{p}/%u/+" for p in range(9999)]
 patterns.append("pattern write sensors/%u/temp")
 open(f"{d}/patterns", "w").write("\n".join(patterns) + "\n")
+# The same, but the subscribers too are allowed by a pattern, so every allow reads the
+# client id (the memo keeps it in the entry and compares it on every check).
+only = [f"pattern write tenant{p}/%u/+" for p in range(9999)]
+only += ["pattern write sensors/%u/temp", "pattern read sensors/#"]
+open(f"{d}/patterns-only", "w").write("\n".join(only) + "\n")
 PY
 
 # Sums the calls to a function (mosquitto_acl_check unless given) and their inclusive cost
@@ -162,8 +170,8 @@ for policy in ${POLICIES:-small 1k}; do
   case $policy in small|1k) run built-in "$policy" ;; esac
 done
 printf '[acl]\nmemo_decisions = false\n' > "$work/no-memo.toml"
-for policy in ${POLICIES:-small 1k 100k patterns}; do run mqttguard "$policy"; done
-for policy in ${POLICIES:-small 1k 100k patterns}; do run mqttguard-no-memo "$policy"; done
+for policy in ${POLICIES:-small 1k 100k patterns patterns-only}; do run mqttguard "$policy"; done
+for policy in ${POLICIES:-small 1k 100k patterns patterns-only}; do run mqttguard-no-memo "$policy"; done
 
 # Repeat connects.
 "$cli" passwd -c -b pw "$work/argon" dev >/dev/null 2>&1

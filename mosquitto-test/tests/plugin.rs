@@ -448,6 +448,21 @@ fn denied_publish_is_logged_with_the_deciding_rule() {
     assert!(!b.log().contains("pa\""), "the password never appears");
 }
 
+/// A plugin broker with these users (PBKDF2 passwords) and ACL, and the user `spy` (password
+/// `ps`, which the ACL lets read `#`) connected and subscribed to `#`, to see what gets through.
+fn spied_broker(users: &[(&str, &str)], acl: &str) -> (Broker, Client) {
+    let mut entries: Vec<(&str, &str, Scheme)> =
+        users.iter().map(|&(u, p)| (u, p, Pbkdf2)).collect();
+    entries.push(("spy", "ps", Pbkdf2));
+    let b = BrokerConfig::new(Mode::Plugin)
+        .password_file(passwd_file(&entries))
+        .acl_file(acl)
+        .start();
+    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
+    spy.subscribe("#", 0);
+    (b, spy)
+}
+
 /// The memo remembers what an allow read of the client id. An allow of a `pattern` rule read
 /// it (Mosquitto's guards refuse an id with `+` or `#`, whatever the pattern): it holds for
 /// that id alone, even when the pattern has no `%c` and the topic is the same. An allow of
@@ -455,17 +470,10 @@ fn denied_publish_is_logged_with_the_deciding_rule() {
 /// holds for every id of that user, a `+` in the id included, as it does in Mosquitto.
 #[test]
 fn a_remembered_allow_holds_for_the_ids_it_was_decided_for() {
-    let pw = passwd_file(&[
-        ("alice", "pa", Pbkdf2),
-        ("carol", "pc", Pbkdf2),
-        ("spy", "ps", Pbkdf2),
-    ]);
-    let b = BrokerConfig::new(Mode::Plugin)
-        .password_file(pw)
-        .acl_file("user carol\ntopic write carol/y\nuser spy\ntopic read #\npattern write %u/x\n")
-        .start();
-    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
-    spy.subscribe("#", 0);
+    let (b, mut spy) = spied_broker(
+        &[("alice", "pa"), ("carol", "pc")],
+        "user carol\ntopic write carol/y\nuser spy\ntopic read #\npattern write %u/x\n",
+    );
     let mut alice = connect(&b, ConnectOpts::v311("good").login("alice", "pa"));
     let mut carol = connect(&b, ConnectOpts::v311("fine").login("carol", "pc"));
     for _ in 0..3 {
@@ -496,19 +504,10 @@ fn a_remembered_allow_holds_for_the_ids_it_was_decided_for() {
 /// once. Each allowed question is asked several times first, so it is remembered.
 #[test]
 fn remembered_allows_are_not_lent_to_other_clients() {
-    let pw = passwd_file(&[
-        ("alice", "pa", Pbkdf2),
-        ("bob", "pb", Pbkdf2),
-        ("spy", "ps", Pbkdf2),
-    ]);
-    let mut b = BrokerConfig::new(Mode::Plugin)
-        .password_file(pw)
-        .acl_file(
-            "user alice\ntopic write shared/x\nuser spy\ntopic read #\npattern write dev/%c/+\n",
-        )
-        .start();
-    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
-    spy.subscribe("#", 0);
+    let (mut b, mut spy) = spied_broker(
+        &[("alice", "pa"), ("bob", "pb")],
+        "user alice\ntopic write shared/x\nuser spy\ntopic read #\npattern write dev/%c/+\n",
+    );
     let mut alice = connect(&b, ConnectOpts::v311("c1").login("alice", "pa"));
     for _ in 0..3 {
         alice.publish("shared/x", b"alice", 0, false);
@@ -551,19 +550,12 @@ fn remembered_allows_are_not_lent_to_other_clients() {
     let got: Vec<String> = spy.drain().iter().map(Msg::to_string).collect();
     assert_eq!(got, ["dev/c1/t=still-c1"], "log:\n{}", b.log());
 
-    // Without `pattern` lines the client id is no part of the question (the memo's shorter
-    // path): still another user's allow is never lent.
-    let pw = passwd_file(&[
-        ("alice", "pa", Pbkdf2),
-        ("bob", "pb", Pbkdf2),
-        ("spy", "ps", Pbkdf2),
-    ]);
-    let b = BrokerConfig::new(Mode::Plugin)
-        .password_file(pw)
-        .acl_file("user alice\ntopic write shared/x\nuser spy\ntopic read #\n")
-        .start();
-    let mut spy = connect(&b, ConnectOpts::v311("spy").login("spy", "ps"));
-    spy.subscribe("#", 0);
+    // Without `pattern` lines (no allow ever reads the client id): still another user's
+    // allow is never lent.
+    let (b, mut spy) = spied_broker(
+        &[("alice", "pa"), ("bob", "pb")],
+        "user alice\ntopic write shared/x\nuser spy\ntopic read #\n",
+    );
     let mut alice = connect(&b, ConnectOpts::v311("a").login("alice", "pa"));
     let mut bob = connect(&b, ConnectOpts::v311("b").login("bob", "pb"));
     for _ in 0..3 {

@@ -5,7 +5,8 @@
 //! check runs for every message delivered, and an `ArcSwap` load costs more there than the
 //! rest of a small check; so the check reads a *hot slot* instead: one `Arc` of the policy,
 //! owned by whoever holds the slot's flag, refreshed when the generation (bumped by every
-//! swap) has moved. The flag is only ever *tried*: a caller that finds it held (another
+//! swap) has moved; the slot's memo of allows forgets everything whenever the slot takes a
+//! new policy. The flag is only ever *tried*: a caller that finds it held (another
 //! thread, or an ACL check nested inside another one, which Mosquitto can do when it
 //! publishes a log line as a message) reads through `ArcSwap` instead. Nobody ever waits.
 //!

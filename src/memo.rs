@@ -221,9 +221,10 @@ impl Question<'_> {
         let shape = self.shape(epoch);
         let [u0, u1] = places::<2>(bytes(self.username));
         let [t0, t1, t2, t3] = places::<4>(self.topic.to_bytes_with_nul());
-        // Each word multiplied by its own odd number (under 2^31: one instruction), so that a byte that differs in one word
-        // does not cancel one that differs at the same place of another (a user `pub`
-        // reading `sensors/pub/x` and `sub` reading `sensors/sub/x` must not share a slot).
+        // Each word multiplied by its own odd number (under 2^31: one instruction), so that a
+        // byte that differs in one word does not cancel one that differs at the same place of
+        // another (a user `pub` reading `sensors/pub/x` and `sub` reading `sensors/sub/x` must
+        // not share a slot).
         let hash = spread(shape)
             ^ u0
             ^ u1.wrapping_mul(0x2545_f491)
@@ -272,7 +273,7 @@ fn id_tag(id: Option<&CStr>) -> u64 {
 }
 
 /// Whether an entry's id tag and words (`tail`, from the tag on) answer for the client id.
-#[inline(never)]
+#[inline]
 fn id_matches(tail: &[u64], id: Option<&CStr>) -> bool {
     let Some((&tag, words)) = tail.split_first() else {
         return false;
@@ -287,36 +288,6 @@ fn id_matches(tail: &[u64], id: Option<&CStr>) -> bool {
         at += 1;
     });
     same
-}
-
-/// Whether a usual entry's id part (`tail`, from the tag on) answers for the client id: an id
-/// of up to 16 bytes with its NUL is compared here at fixed places (its one or two words of
-/// [`words_of`], zero after them), a longer one by [`id_matches`].
-#[inline(always)]
-fn usual_id_matches(tail: &[u64], id: Option<&CStr>) -> bool {
-    let part = bytes(id);
-    let (Some(&[tag, w0, w1]), true) = (tail.first_chunk::<3>(), part.len() <= 16) else {
-        return id_matches(tail, id);
-    };
-    // `words_of` of at most 16 bytes: one word ([`small`], or the only window), or the
-    // windows at 0 and at the final eight bytes.
-    let (v0, v1) = match part.len().checked_sub(8) {
-        Some(0) => (window(part, 0), 0),
-        Some(last) => (window(part, 0), window(part, last)),
-        None => (small(part), 0),
-    };
-    tag == id_tag(id) && w0 == v0 && w1 == v1
-}
-
-/// Whether an entry's id part (`tail`, from the tag on) answers for the client id, the usual
-/// layout's way or the general one's.
-#[inline(always)]
-fn id_part_matches(tail: &[u64], id: Option<&CStr>, usual: bool) -> bool {
-    if usual {
-        usual_id_matches(tail, id)
-    } else {
-        id_matches(tail, id)
-    }
 }
 
 /// Where the entry of a question (whose own slot's hash is `hash`) for one client id lives
@@ -410,7 +381,7 @@ impl Memo {
             && e[4] == t1
             && e[5] == t2
             && e[6] == t3
-            && (e[USUAL_TAG] == ANY_ID || self.knows_id::<true>(e, USUAL_TAG, hash, id))
+            && (e[USUAL_TAG] == ANY_ID || self.knows_id(e, USUAL_TAG, hash, id))
     }
 
     /// The question whose key is `e[..tag_at]` (its own slot's entry `e`, hash `hash`) was
@@ -418,7 +389,7 @@ impl Memo {
     /// ([`id_slot`]). Out of line: most entries answer for every id, and the usual key's
     /// registers stay free of the id's.
     #[inline(never)]
-    fn knows_id<'i, const USUAL: bool>(
+    fn knows_id<'i>(
         &self,
         e: &Entry,
         tag_at: usize,
@@ -427,18 +398,15 @@ impl Memo {
     ) -> bool {
         let id = id();
         let (key, tail) = e.split_at(tag_at);
-        if id_part_matches(tail, id, USUAL) {
-            return true;
-        }
-        self.knows_other_id(key, hash, id, USUAL)
+        id_matches(tail, id) || self.knows_other_id(key, hash, id)
     }
 
     /// [`Memo::knows_id`] in the id's slot.
     #[inline(never)]
-    fn knows_other_id(&self, key: &[u64], hash: u64, id: Option<&CStr>, usual: bool) -> bool {
+    fn knows_other_id(&self, key: &[u64], hash: u64, id: Option<&CStr>) -> bool {
         let other = &self.entries[id_slot(hash, id)];
         let (other_key, other_tail) = other.split_at(key.len());
-        other_key == key && id_part_matches(other_tail, id, usual)
+        other_key == key && id_matches(other_tail, id)
     }
 
     /// [`Memo::knows`] for a question that is not the usual one.
@@ -452,7 +420,7 @@ impl Memo {
         e[0] == key.shape
             && e[1..tag_at] == key.words[..key.len]
             && e.get(tag_at)
-                .is_some_and(|&tag| tag == ANY_ID || self.knows_id::<false>(e, tag_at, hash, id))
+                .is_some_and(|&tag| tag == ANY_ID || self.knows_id(e, tag_at, hash, id))
     }
 
     /// Remembers that the policy in force allowed the question `q`, for every client id or
@@ -462,7 +430,7 @@ impl Memo {
             return;
         };
         let tag_at = 1 + key.len;
-        let mut at = self::slot(hash);
+        let mut at = slot(hash);
         match id {
             ClientId::Unread => {
                 if let Some(tag) = key.words.get_mut(key.len) {
@@ -472,8 +440,8 @@ impl Memo {
             ClientId::Read(id) => {
                 let mut next = key.len;
                 let mut put = |w| {
-                    if let Some(slot) = key.words.get_mut(next) {
-                        *slot = w;
+                    if let Some(word) = key.words.get_mut(next) {
+                        *word = w;
                     }
                     next += 1;
                 };
@@ -488,7 +456,7 @@ impl Memo {
                 if own[0] == key.shape
                     && own[1..tag_at] == key.words[..key.len]
                     && own[tag_at] != ANY_ID
-                    && !id_part_matches(&own[tag_at..], id, q.is_usual())
+                    && !id_matches(&own[tag_at..], id)
                 {
                     at = id_slot(hash, id);
                 }
@@ -755,28 +723,6 @@ mod tests {
         memo.forget_all();
         assert_eq!(memo.epoch, FIRST_EPOCH);
         assert!(!memo.knows(&q, no_id));
-    }
-
-    /// The usual entry's inline id comparison agrees with the general one on every id length
-    /// around its limit, both for the id that made the entry and for ids one byte off.
-    #[test]
-    fn the_inline_id_comparison_is_the_general_one() {
-        for n in 0..=24 {
-            let made = c(&text(n, 5));
-            let mut tail = vec![id_tag(Some(&made))];
-            words_of(bytes(Some(&made)), |w| tail.push(w));
-            tail.resize(ENTRY_WORDS - USUAL_TAG, 0);
-            for asked in one_byte_off(&text(n, 5)).iter().map(|t| c(t)) {
-                for id in [Some(asked.as_c_str()), None] {
-                    assert_eq!(
-                        usual_id_matches(&tail, id),
-                        id_matches(&tail, id),
-                        "{made:?} asked as {id:?}"
-                    );
-                }
-            }
-            assert!(usual_id_matches(&tail, Some(&made)));
-        }
     }
 
     /// An allow that read the client id answers for that id only (absent included), and only
